@@ -1,0 +1,72 @@
+"""Load-once lifecycle shared by every learned or indexed part (after immich's ML `base.py`).
+
+`load()` is idempotent under a lock and runs lazily in the process that predicts (after fork);
+`predict()` loads on first use. Subclasses implement `_load()` and `_predict()`.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from vision.errors import ModelNotReadyError
+
+
+class Model(ABC):
+    """One instance per process; never shared across threads while predicting."""
+
+    name: str = "model"
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._loaded = False
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    @property
+    def version(self) -> str:
+        """Version string recorded with every stored result (file stem by default)."""
+        return self.path.stem if self.path is not None else self.name
+
+    def load(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            if self.path is not None and not self.path.exists():
+                raise ModelNotReadyError(f"{self.name}: model file {self.path} is missing")
+            self._load()
+            self._loaded = True
+
+    def warmup(self) -> None:
+        """Run one prediction at the serving shape so the first real request is not slow."""
+        self.load()
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        self.load()
+        return self._predict(*args, **kwargs)
+
+    @abstractmethod
+    def _load(self) -> None: ...
+
+    @abstractmethod
+    def _predict(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def onnx_session(path: Path, providers: list[str] | None = None, threads: int = 0):  # noqa: ANN201
+    """An ONNX Runtime session with the configured execution providers (CPU unless told)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    available = set(ort.get_available_providers())
+    wanted = [p for p in (providers or ["CPUExecutionProvider"]) if p in available]
+    return ort.InferenceSession(str(path), options, providers=wanted or ["CPUExecutionProvider"])

@@ -1,0 +1,36 @@
+"""Pipeline settings: queue, storage, upload limits (CARDSCAN_ prefix)."""
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class PipelineSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARDSCAN_", extra="ignore")
+
+    # Unset: Celery's filesystem transport under var/broker (embedded, zero set-up).
+    broker_url: str | None = None
+    var_dir: Path = PROJECT_ROOT / "var"
+    # file:///abs/path or s3://bucket/prefix; unset: file://var/objects
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    presign_expiry_s: int = 3600
+    data_dir: Path = PROJECT_ROOT.parent / "shared" / "data"
+    max_upload_bytes: int = 15 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    task_max_retries: int = 5
+    processing_timeout_s: int = 600  # a scan stuck in processing longer than this is re-enqueued
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def effective_storage_url(self) -> str:
+        return self.storage_url or f"file://{(self.var_dir / 'objects').resolve()}"
+
+
+settings = PipelineSettings()

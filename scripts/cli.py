@@ -1,0 +1,43 @@
+"""The `cardscan` command. Each subcommand lives in the module of its subject; heavy imports
+(ONNX Runtime, FAISS, torch) happen inside the commands, so `cardscan --help` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    help="cardscan: photos of trading cards in, identified cards out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# (command or group name, "module:attribute"); an attribute that is a Typer app becomes a group.
+COMMANDS: list[tuple[str, str]] = [
+    ("db", "scripts.db_cmd:app"),
+    ("catalog", "scripts.catalog_cmd:app"),
+]
+
+
+def _register() -> None:
+    for name, target in COMMANDS:
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # not written yet
+        obj = getattr(module, attr)
+        if isinstance(obj, typer.Typer):
+            app.add_typer(obj, name=name)
+        else:
+            app.command(name)(obj)
+
+
+_register()
+
+if __name__ == "__main__":
+    app()
