@@ -1,6 +1,7 @@
 """Pipeline settings: queue, storage, upload limits (CARDSCAN_ prefix)."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,6 +24,13 @@ class PipelineSettings(BaseSettings):
     max_pixels: int = 50_000_000
     task_max_retries: int = 5
     processing_timeout_s: int = 600  # a scan stuck in processing longer than this is re-enqueued
+    # The worker's recognizer: the real models, or a deterministic stand-in that still decodes
+    # the photo (for tests that need a real worker process but not real models).
+    recognizer: Literal["onnx", "fake"] = "onnx"
+    fake_recognizer_delay_s: float = 0.0
+    # Redis redelivers an unacknowledged message after this long; longer than any scan.
+    broker_visibility_timeout_s: int = 3600
+    reaper_interval_s: float = 30.0
 
     @property
     def effective_broker_url(self) -> str:

@@ -18,6 +18,7 @@ app = typer.Typer(
 COMMANDS: list[tuple[str, str]] = [
     ("db", "scripts.db_cmd:app"),
     ("catalog", "scripts.catalog_cmd:app"),
+    ("detect", "scripts.detect_cmd:main"),
 ]
 
 

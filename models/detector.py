@@ -1,0 +1,142 @@
+"""Card detector: a YOLO pose model (4 keypoints = the card's corners) served by ONNX Runtime.
+
+Output of the exported model: (1, 5 + 12, N) float32 per anchor, in letterboxed input pixels:
+cx, cy, w, h, card score, then (x, y, visibility) for TL, TR, BR, BL of the card as printed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.base import Model, onnx_session
+from models.settings import settings
+from vision import geometry
+from vision.errors import ModelNotReadyError
+from vision.refine import refine_quad
+
+LETTERBOX_FILL = 114  # ultralytics' padding grey; the model was trained with it
+
+
+@dataclass
+class Detection:
+    quad: np.ndarray  # (4, 2) float32, original-photo pixels, clockwise from the card's top-left
+    score: float
+
+
+def default_model_path(model_dir: Path | None = None) -> Path:
+    """The newest `*.onnx` under <model_dir>/detector (versions sort by name)."""
+    folder = (model_dir or settings.model_dir) / "detector"
+    files = sorted(folder.glob("*.onnx"))
+    if not files:
+        raise ModelNotReadyError(f"detector: no .onnx file in {folder}")
+    return files[-1]
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[float, float]]:
+    """Resize keeping aspect into a size x size grey canvas: (canvas BGR, scale, (pad_x, pad_y))."""
+    h, w = image.shape[:2]
+    scale = min(size / h, size / w)
+    nw, nh = round(w * scale), round(h * scale)
+    # Big photos: drop whole pixels first (a strided view costs nothing), then area-average the rest.
+    step = max(1, int(1 / scale) // 2)
+    src = image[::step, ::step] if step > 1 else image
+    small = cv2.resize(src, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    pad_x, pad_y = (size - nw) / 2, (size - nh) / 2
+    top, left = round(pad_y - 0.1), round(pad_x - 0.1)
+    canvas = np.full((size, size, 3), LETTERBOX_FILL, np.uint8)
+    canvas[top : top + nh, left : left + nw] = small
+    return canvas, scale, (float(left), float(top))
+
+
+def _box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one xyxy box with (N, 4) xyxy boxes."""
+    iw = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    ih = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = iw * ih
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    return inter / np.maximum(union, 1e-6)
+
+
+def _tidy(quad: np.ndarray) -> np.ndarray:
+    """Make a predicted corner set a clockwise, convex quad whose first edge is a short one."""
+    if not geometry.is_convex(quad):
+        start = quad[0]
+        quad = geometry.order_clockwise(quad)
+        quad = np.roll(quad, -int(np.argmin(np.linalg.norm(quad - start, axis=1))), 0)
+    return geometry.portrait_start(geometry.make_clockwise(quad), margin=1.2)
+
+
+def quad_nms(quads: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float, max_det: int) -> list[int]:
+    """Greedy NMS on quad IoU (cards overlap at angles where box IoU would merge them)."""
+    keep: list[int] = []
+    for i in np.argsort(-scores):
+        if keep:
+            near = np.asarray(keep)[_box_iou(boxes[i], boxes[keep]) > iou * 0.5]
+            if any(geometry.quad_iou(quads[i], quads[j]) > iou for j in near):
+                continue
+        keep.append(int(i))
+        if len(keep) >= max_det:
+            break
+    return keep
+
+
+class CardDetector(Model):
+    """Finds every card in a BGR photo; corners come back in the photo's own pixels."""
+
+    name = "detector"
+
+    def __init__(self, path: Path | None = None, *, conf: float = 0.4, iou: float = 0.5, max_det: int = 64,
+                 refine: bool = True) -> None:
+        super().__init__(path)
+        self.conf = conf
+        self.iou = iou
+        self.max_det = max_det
+        self.refine = refine
+        self.imgsz = 0
+        self._session = None
+
+    def _load(self) -> None:
+        if self.path is None:
+            self.path = default_model_path()
+        self._session = onnx_session(self.path, settings.providers, settings.onnx_threads)
+        shape = self._session.get_inputs()[0].shape  # [1, 3, S, S], static
+        self.imgsz = int(shape[2]) if isinstance(shape[2], int) else 320
+        self._input = self._session.get_inputs()[0].name
+
+    def load(self) -> None:
+        if self.path is None and not self._loaded:
+            self.path = default_model_path()
+        super().load()
+
+    def warmup(self) -> None:
+        self.load()
+        self._predict(np.full((self.imgsz, self.imgsz, 3), LETTERBOX_FILL, np.uint8))
+
+    def raw(self, image: np.ndarray) -> tuple[np.ndarray, float, tuple[float, float]]:
+        """The model's (N, 17) rows above `conf` in letterbox pixels, with the letterbox transform."""
+        canvas, scale, pad = letterbox(image, self.imgsz)
+        blob = cv2.dnn.blobFromImage(canvas, 1 / 255.0, swapRB=True)  # (1, 3, S, S) RGB 0-1
+        out = self._session.run(None, {self._input: blob})[0][0].T  # (N, 17)
+        return out[out[:, 4] >= self.conf], scale, pad
+
+    def _predict(self, image: np.ndarray) -> list[Detection]:
+        rows, scale, pad = self.raw(image)
+        if not len(rows):
+            return []
+        xy = rows[:, :4]
+        boxes = np.concatenate([xy[:, :2] - xy[:, 2:] / 2, xy[:, :2] + xy[:, 2:] / 2], 1)
+        quads = rows[:, 5:].reshape(-1, 4, 3)[..., :2]
+        keep = quad_nms(quads, boxes, rows[:, 4], self.iou, self.max_det)
+        out = []
+        for i in keep:
+            quad = _tidy(geometry.unletterbox(quads[i], scale, pad))
+            if self.refine:
+                quad = refine_quad(image, quad)
+            if geometry.area(quad) < 64:  # degenerate: a few pixels
+                continue
+            out.append(Detection(quad.astype(np.float32), float(rows[i, 4])))
+        return out

@@ -1,0 +1,115 @@
+"""Quadrilateral geometry of cards in photos: corner order, overlap, corner error, point mapping.
+
+A quad is a (4, 2) float32 array of (x, y) pixel coordinates, clockwise on screen (y points down),
+starting from the card's top-left corner as printed.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def signed_area(quad: np.ndarray) -> float:
+    """Shoelace area; positive when the corners run clockwise on screen (y down)."""
+    x, y = quad[:, 0].astype(np.float64), quad[:, 1].astype(np.float64)
+    return float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2
+
+
+def area(quad: np.ndarray) -> float:
+    return abs(signed_area(quad))
+
+
+def is_convex(quad: np.ndarray) -> bool:
+    q = np.asarray(quad, np.float64)
+    edges = np.roll(q, -1, 0) - q
+    cross = edges[:, 0] * np.roll(edges, -1, 0)[:, 1] - edges[:, 1] * np.roll(edges, -1, 0)[:, 0]
+    return bool(np.all(cross > 0) or np.all(cross < 0))
+
+
+def order_clockwise(points: np.ndarray) -> np.ndarray:
+    """Four points in clockwise order, starting from the one nearest the image's top-left."""
+    p = np.asarray(points, np.float32).reshape(4, 2)
+    centre = p.mean(0)
+    ang = np.arctan2(p[:, 1] - centre[1], p[:, 0] - centre[0])  # y down: increasing angle is clockwise
+    p = p[np.argsort(ang)]
+    start = int(np.argmin(p.sum(1)))
+    return np.roll(p, -start, 0)
+
+
+def make_clockwise(quad: np.ndarray) -> np.ndarray:
+    """Keep the first corner, reverse the others if the quad runs anticlockwise."""
+    q = np.asarray(quad, np.float32).reshape(4, 2)
+    return q if signed_area(q) >= 0 else q[[0, 3, 2, 1]]
+
+
+def portrait_start(quad: np.ndarray, margin: float = 1.0) -> np.ndarray:
+    """Roll a clockwise quad so that its first edge (TL->TR) is a short edge, as on a portrait card.
+
+    Of the two short-edge starts, keep the one nearest the given first corner, so a detector's
+    judgement of which end is up survives. The quad is rolled only when its first edge pair is
+    longer than the other by more than `margin` (strong perspective can shorten a long side).
+    """
+    q = np.asarray(quad, np.float32)
+    e0 = np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[3] - q[2])
+    e1 = np.linalg.norm(q[2] - q[1]) + np.linalg.norm(q[0] - q[3])
+    if e0 <= e1 * margin:
+        return q
+    # First edge is long: start at corner 1 or corner 3, whichever is nearer the old start.
+    d1, d3 = np.linalg.norm(q[1] - q[0]), np.linalg.norm(q[3] - q[0])
+    return np.roll(q, -1 if d1 <= d3 else -3, 0)
+
+
+def quad_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two convex quads (corner order does not matter)."""
+    pa = order_clockwise(a)
+    pb = order_clockwise(b)
+    inter, _ = cv2.intersectConvexConvex(pa.astype(np.float32), pb.astype(np.float32))
+    union = area(pa) + area(pb) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def card_height(quad: np.ndarray) -> float:
+    """Mean length of the card's long sides (TR-BR and BL-TL)."""
+    q = np.asarray(quad, np.float64)
+    return float((np.linalg.norm(q[2] - q[1]) + np.linalg.norm(q[0] - q[3])) / 2)
+
+
+def corner_error(pred: np.ndarray, true: np.ndarray) -> float:
+    """Mean distance between corresponding corners, in pixels (order matters)."""
+    return float(np.linalg.norm(np.asarray(pred, np.float64) - np.asarray(true, np.float64), axis=1).mean())
+
+
+def relative_corner_error(pred: np.ndarray, true: np.ndarray) -> float:
+    """Corner error as a fraction of the true card's height."""
+    return corner_error(pred, true) / max(card_height(true), 1e-6)
+
+
+def map_points(points: np.ndarray, homography: np.ndarray) -> np.ndarray:
+    """Apply a 3x3 homography to (N, 2) points."""
+    p = np.asarray(points, np.float32).reshape(-1, 1, 2)
+    return cv2.perspectiveTransform(p, np.asarray(homography, np.float64)).reshape(-1, 2)
+
+
+def unletterbox(points: np.ndarray, scale: float, pad: tuple[float, float]) -> np.ndarray:
+    """Map points from a letterboxed model input back to the original image's pixels."""
+    return ((np.asarray(points, np.float32) - np.asarray(pad, np.float32)) / scale).astype(np.float32)
+
+
+def match_quads(pred: list[np.ndarray], true: list[np.ndarray], min_iou: float) -> list[tuple[int, int, float]]:
+    """Greedy one-to-one matching by IoU (predictions in the given order): (pred_i, true_j, iou)."""
+    pairs = sorted(
+        ((quad_iou(p, t), i, j) for i, p in enumerate(pred) for j, t in enumerate(true)), reverse=True
+    )
+    used_p: set[int] = set()
+    used_t: set[int] = set()
+    out = []
+    for iou, i, j in pairs:
+        if iou < min_iou:
+            break
+        if i in used_p or j in used_t:
+            continue
+        used_p.add(i)
+        used_t.add(j)
+        out.append((i, j, iou))
+    return out

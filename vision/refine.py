@@ -1,0 +1,90 @@
+"""Corner refinement: snap each edge of a predicted quad to the strongest straight edge nearby.
+
+The detector works on a ~320 px letterboxed image, so its corners are a few original pixels off on
+large photos. Each side is re-found in the full-resolution photo: sample intensity profiles across
+the side, take the strongest step on each, fit a line robustly, intersect neighbouring lines.
+A side keeps its predicted position when its evidence is weak or inconsistent (occlusion, glare,
+card over card), so refinement never makes a quad much worse than the prediction.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from vision.geometry import card_height, is_convex
+
+N_ALONG = 24  # samples along a side (its middle 80 %, away from the rounded corners)
+
+
+def _line_intersection(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> np.ndarray | None:
+    (p, d), (q, e) = a, b
+    den = d[0] * e[1] - d[1] * e[0]
+    if abs(den) < 1e-6:
+        return None
+    t = ((q[0] - p[0]) * e[1] - (q[1] - p[1]) * e[0]) / den
+    return p + t * d
+
+
+def _side_line(gray: np.ndarray, p0: np.ndarray, p1: np.ndarray, inward: np.ndarray, reach: float
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Refit one side p0->p1 within +-reach pixels along its normal; None when evidence is weak."""
+    n_across = max(9, int(2 * reach) | 1)
+    t = np.linspace(0.1, 0.9, N_ALONG, dtype=np.float32)
+    d = np.linspace(-reach, reach, n_across, dtype=np.float32)
+    base = p0[None, :] + t[:, None] * (p1 - p0)[None, :]  # (N_ALONG, 2)
+    pts = base[:, None, :] + d[None, :, None] * inward[None, None, :]  # (N_ALONG, n_across, 2)
+    prof = cv2.remap(gray, pts[..., 0], pts[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    prof = cv2.GaussianBlur(prof, (3, 1), 0)
+    grad = np.abs(np.diff(prof, axis=1))  # (N_ALONG, n_across - 1)
+    best = grad.argmax(1)
+    strength = grad[np.arange(N_ALONG), best]
+    ok = strength > max(8.0, 0.5 * float(np.median(strength)))
+    if ok.sum() < N_ALONG // 2:
+        return None
+    offs = (d[best] + d[best + 1]) / 2
+    # Consistency: most samples should agree on one offset (a straight edge), not scatter.
+    med = float(np.median(offs[ok]))
+    agree = ok & (np.abs(offs - med) <= max(1.5, 0.15 * reach))
+    if agree.sum() < N_ALONG // 2:
+        return None
+    found = base[agree] + offs[agree, None] * inward[None, :]
+    vx, vy, x0, y0 = cv2.fitLine(found.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+    return np.array([x0, y0], np.float64), np.array([vx, vy], np.float64)
+
+
+def refine_quad(image: np.ndarray, quad: np.ndarray, reach_frac: float = 0.03) -> np.ndarray:
+    """A refined copy of `quad` (same corner order); the input quad when refinement is not trusted."""
+    q = np.asarray(quad, np.float64).reshape(4, 2)
+    h, w = image.shape[:2]
+    reach = max(3.0, reach_frac * card_height(q))
+    centre = q.mean(0)
+    lines = []
+    for i in range(4):
+        p0, p1 = q[i], q[(i + 1) % 4]
+        along = (p1 - p0) / max(np.linalg.norm(p1 - p0), 1e-6)
+        inward = np.array([-along[1], along[0]])
+        if np.dot(centre - p0, inward) < 0:
+            inward = -inward
+        # Sides outside the photo cannot be seen: keep them.
+        inside = all(0 <= p[0] < w and 0 <= p[1] < h for p in (p0, p1))
+        line = None
+        if inside:
+            x0, y0 = np.floor(np.minimum(p0, p1) - reach - 2).astype(int).clip(0)
+            x1, y1 = np.ceil(np.maximum(p0, p1) + reach + 3).astype(int)
+            roi = image[y0:y1, x0:x1]
+            if roi.size:
+                gray = cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY).astype(np.float32)
+                off = np.array([x0, y0], np.float64)
+                found = _side_line(gray, (p0 - off).astype(np.float32), (p1 - off).astype(np.float32),
+                                   inward.astype(np.float32), reach)
+                if found is not None:
+                    line = (found[0] + off, found[1])
+        lines.append(line if line is not None else (p0, along))
+    out = np.empty_like(q)
+    for i in range(4):
+        corner = _line_intersection(lines[(i - 1) % 4], lines[i])
+        if corner is None or np.linalg.norm(corner - q[i]) > 2.5 * reach:
+            return np.asarray(quad, np.float32)
+        out[i] = corner
+    return out.astype(np.float32) if is_convex(out) else np.asarray(quad, np.float32)
