@@ -95,6 +95,10 @@ def save_scan_card(
 
     Keyed by (user, scan card): confirming again sets the quantity, it never adds to it.
     """
+    existed = conn.execute(
+        "SELECT 1 FROM inventory_entries WHERE user_id = %(u)s AND scan_card_id = %(sc)s",
+        {"u": user_id, "sc": scan_card_id},
+    ).fetchone()
     row = conn.execute(
         """
         INSERT INTO inventory_entries (user_id, card_id, scan_card_id, quantity, condition,
@@ -105,7 +109,7 @@ def save_scan_card(
             card_id = EXCLUDED.card_id, quantity = EXCLUDED.quantity,
             condition = EXCLUDED.condition, scan_confidence = EXCLUDED.scan_confidence,
             scan_image_url = EXCLUDED.scan_image_url, deleted_at = NULL
-        RETURNING id, (xmax = 0) AS created
+        RETURNING id
         """,
         {
             "user_id": user_id, "card_id": card_id, "scan_card_id": scan_card_id,
@@ -119,7 +123,7 @@ def save_scan_card(
         "WHERE id = %(id)s",
         {"entry": row["id"], "id": scan_card_id},
     )
-    return row["id"], row["created"]
+    return row["id"], existed is None
 
 
 def list_entries(
@@ -248,3 +252,79 @@ def export_rows(
         {"user_id": user_id, "game": game, "set": set_code},
     ).fetchall()
     return [ExportRow(**r) for r in rows]
+
+
+@dataclass(frozen=True)
+class ScanConfirmItem:
+    card_index: int
+    condition: Condition | None = None
+    quantity: int | None = None
+
+
+@dataclass(frozen=True)
+class ScanConfirmResult:
+    saved: list[dict]
+    skipped: list[dict]
+
+
+def confirm_scan(
+    conn: Connection, *, user_id: Any, scan_id: Any, items: list[ScanConfirmItem] | None,
+    default_condition: Condition = Condition.NEAR_MINT, default_quantity: int = 1,
+) -> ScanConfirmResult:
+    """Save a scan's settled cards into its owner's inventory.
+
+    `items` names cards by index with their condition and quantity; None takes every settled
+    card (auto-accepted, or confirmed/corrected by an annotator). Unsettled, unmatched and
+    rejected cards are skipped with a reason. Safe to repeat: quantities are set, not added.
+    """
+    cards = conn.execute(
+        """
+        SELECT sc.id, sc.card_index, sc.decision, sc.review_status, sc.card_id,
+               sc.confirmed_card_id, sc.confirmed_condition, sc.confirmed_quantity,
+               sc.confidence, sc.crop_image_url
+        FROM scan_cards sc WHERE sc.scan_id = %(scan)s ORDER BY sc.card_index FOR UPDATE
+        """,
+        {"scan": scan_id},
+    ).fetchall()
+    by_index = {c["card_index"]: c for c in cards}
+    wanted = items if items is not None else [ScanConfirmItem(c["card_index"]) for c in cards]
+    saved, skipped = [], []
+    for item in wanted:
+        card = by_index.get(item.card_index)
+        if card is None:
+            skipped.append({"card_index": item.card_index, "reason": "no such card in this scan"})
+            continue
+        settled = card["review_status"] in ("confirmed", "corrected") or (
+            card["decision"] == "auto_accepted" and card["card_id"] is not None
+        )
+        if card["review_status"] == "rejected":
+            reason = "rejected in review"
+        elif settled:
+            reason = None
+        elif card["decision"] == "needs_review":
+            reason = "waiting for review"
+        else:
+            reason = "no catalog match"
+        if reason is not None:
+            skipped.append({"card_index": item.card_index, "scan_card_id": card["id"],
+                            "reason": reason})
+            continue
+        reviewed = card["review_status"] is not None
+        condition = item.condition or (
+            Condition(card["confirmed_condition"]) if reviewed and card["confirmed_condition"]
+            else default_condition
+        )
+        quantity = item.quantity or (
+            card["confirmed_quantity"] if reviewed and card["confirmed_quantity"]
+            else default_quantity
+        )
+        entry_id, created = save_scan_card(
+            conn, user_id=user_id, scan_card_id=card["id"],
+            card_id=card["confirmed_card_id"] if reviewed else card["card_id"],
+            condition=condition, quantity=quantity, scan_confidence=card["confidence"],
+            scan_image_url=card["crop_image_url"],
+        )
+        saved.append({"card_index": item.card_index, "scan_card_id": card["id"],
+                      "entry_id": entry_id, "created": created, "condition": str(condition),
+                      "quantity": quantity})
+    return ScanConfirmResult(saved, skipped)

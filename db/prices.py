@@ -28,8 +28,8 @@ def ensure_sources(conn: Connection, *, names: Iterable[str]) -> dict[str, Any]:
     """Source ids by name, creating the missing ones (imported sources)."""
     names = sorted(set(names))
     conn.execute(
-        "INSERT INTO price_sources (name, source_type) SELECT n, 'import' FROM unnest(%(n)s::text[]) n "
-        "ON CONFLICT (name) DO NOTHING",
+        "INSERT INTO price_sources (name, source_type) "
+        "SELECT n, 'import' FROM unnest(%(n)s::text[]) n ON CONFLICT (name) DO NOTHING",
         {"n": names},
     )
     rows = conn.execute(
@@ -239,3 +239,12 @@ def catalog_for_prices(conn: Connection) -> list[dict]:
         "SELECT c.card_key, s.game_type AS game, c.variant, c.rarity "
         "FROM cards c JOIN sets s ON s.id = c.set_id WHERE c.deleted_at IS NULL ORDER BY c.card_key"
     ).fetchall()
+
+
+def count_unvalued_cards(conn: Connection) -> int:
+    """Catalog cards that have never had a valuation (no prices ever seen)."""
+    row = conn.execute(
+        "SELECT count(*) AS n FROM cards c WHERE c.deleted_at IS NULL AND NOT EXISTS "
+        "(SELECT 1 FROM card_valuations v WHERE v.card_id = c.id)"
+    ).fetchone()
+    return row["n"]

@@ -17,12 +17,7 @@ from psycopg import Connection
 
 from db import audit
 from db.inventory import Condition, save_scan_card
-
-
-class Decision(StrEnum):
-    AUTO_ACCEPTED = "auto_accepted"
-    NEEDS_REVIEW = "needs_review"
-    NO_MATCH = "no_match"
+from db.scans import Decision
 
 
 class ReviewStatus(StrEnum):
@@ -97,7 +92,7 @@ def _candidate_score(raw: dict) -> float | None:
 
 
 def _with_candidates(conn: Connection, row: dict) -> ReviewCard:
-    """Turn stored candidates (a JSON list of {card_key, score, …}) into catalog cards, best first."""
+    """Stored candidates (a JSON list of {card_key, score, …}) as catalog cards, in order."""
     raw = [c for c in (row.pop("candidates") or []) if isinstance(c, dict) and _candidate_key(c)]
     keys = [_candidate_key(c) for c in raw]
     if not keys and row["predicted_card_id"] is not None:

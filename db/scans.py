@@ -341,3 +341,40 @@ def claim_stuck_scans(conn: Connection, *, older_than_s: float, limit: int = 100
         {"age": older_than_s, "limit": limit},
     ).fetchall()
     return [r["id"] for r in rows]
+
+
+def requeue_scan(conn: Connection, *, scan_id: Any) -> None:
+    """Back to pending while a retry waits (so the reaper does not take it as an orphan)."""
+    conn.execute(
+        "UPDATE scans SET status = 'pending', processing_started_at = NULL "
+        "WHERE id = %(id)s AND status = 'processing'",
+        {"id": scan_id},
+    )
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    """A scan's state and its card counts by decision (what batch progress needs)."""
+
+    id: Any
+    status: ScanStatus
+    error_message: str | None
+    cards: int
+    auto_accepted: int
+    needs_review: int
+
+
+def scan_outcomes(conn: Connection, *, scan_ids: list[Any]) -> list[ScanOutcome]:
+    """Status and card counts of many scans in one query."""
+    rows = conn.execute(
+        """
+        SELECT s.id, s.status, s.error_message, count(sc.id) AS cards,
+            count(sc.id) FILTER (WHERE sc.decision = 'auto_accepted') AS auto_accepted,
+            count(sc.id) FILTER (WHERE sc.decision = 'needs_review') AS needs_review
+        FROM scans s LEFT JOIN scan_cards sc ON sc.scan_id = s.id
+        WHERE s.id = ANY(%(ids)s::uuid[])
+        GROUP BY s.id
+        """,
+        {"ids": [str(i) for i in scan_ids]},
+    ).fetchall()
+    return [ScanOutcome(**{**r, "status": ScanStatus(r["status"])}) for r in rows]

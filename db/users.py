@@ -63,14 +63,16 @@ def issue_token(conn: Connection, *, user_id: Any, name: str | None = None) -> s
     """Create a bearer token for the user; only its hash is stored, so return it once."""
     token = secrets.token_urlsafe(32)
     conn.execute(
-        "INSERT INTO api_tokens (user_id, token_hash, name) VALUES (%(user_id)s, %(hash)s, %(name)s)",
+        "INSERT INTO api_tokens (user_id, token_hash, name) "
+        "VALUES (%(user_id)s, %(hash)s, %(name)s)",
         {"user_id": user_id, "hash": hash_token(token), "name": name},
     )
     return token
 
 
 _ROLE_SQL = """
-    COALESCE((SELECT CASE WHEN bool_or(a.role = 'admin') THEN 'admin' ELSE 'annotator' END
+    COALESCE((SELECT CASE WHEN bool_or(a.role = 'admin') THEN 'admin'
+                          WHEN count(*) > 0 THEN 'annotator' END
               FROM admin_users a WHERE a.user_id = u.id), 'user')
 """
 
@@ -96,7 +98,8 @@ def touch_token(conn: Connection, *, token: str) -> None:
         """
         UPDATE api_tokens SET last_used_at = now() AT TIME ZONE 'UTC'
         WHERE token_hash = %(hash)s
-          AND (last_used_at IS NULL OR last_used_at < (now() AT TIME ZONE 'UTC') - interval '1 minute')
+          AND (last_used_at IS NULL
+               OR last_used_at < (now() AT TIME ZONE 'UTC') - interval '1 minute')
         """,
         {"hash": hash_token(token)},
     )

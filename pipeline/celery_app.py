@@ -69,6 +69,8 @@ def make_app() -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # Models load in worker_process_init; the default 4 s would kill a child mid-load.
+        worker_proc_alive_timeout=300,
         worker_send_task_events=False,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,

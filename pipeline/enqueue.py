@@ -18,7 +18,6 @@ from db.scans import ScanStatus, Trigger
 from pipeline.celery_app import PROCESS_SCAN, QUEUE, get_app
 from pipeline.settings import settings
 from pipeline.storage import Storage, open_storage
-from vision.decode import sniff_image
 from vision.errors import ConflictError, EmptyUploadError, ImageTooLargeError, TransientError
 
 log = logging.getLogger(__name__)
@@ -61,6 +60,9 @@ def register_photo(
     location: str | None = None, storage: Storage | None = None,
 ) -> tuple[Any, bool]:
     """The scan of this photo for this user, and whether this call created it."""
+    # vision.decode imports OpenCV at its top; importing it here keeps `import api.main` light.
+    from vision.decode import sniff_image
+
     check_size(data)
     info = sniff_image(data, max_pixels=settings.max_pixels)
     sha256 = hashlib.sha256(data).hexdigest()

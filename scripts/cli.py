@@ -18,7 +18,13 @@ app = typer.Typer(
 COMMANDS: list[tuple[str, str]] = [
     ("db", "scripts.db_cmd:app"),
     ("catalog", "scripts.catalog_cmd:app"),
+    ("users", "scripts.users_cmd:app"),
+    ("serve", "scripts.serve_cmd:serve"),
+    ("api", "scripts.serve_cmd:api"),
+    ("worker", "scripts.serve_cmd:worker"),
     ("detect", "scripts.detect_cmd:main"),
+    ("prices", "scripts.prices_cmd:app"),
+    ("ingest", "scripts.ingest_cmd:main"),
 ]
 
 

@@ -40,13 +40,13 @@ def _side_line(gray: np.ndarray, p0: np.ndarray, p1: np.ndarray, inward: np.ndar
     best = grad.argmax(1)
     strength = grad[np.arange(N_ALONG), best]
     ok = strength > max(8.0, 0.5 * float(np.median(strength)))
-    if ok.sum() < N_ALONG // 2:
+    if ok.sum() < N_ALONG // 3:
         return None
     offs = (d[best] + d[best + 1]) / 2
     # Consistency: most samples should agree on one offset (a straight edge), not scatter.
     med = float(np.median(offs[ok]))
     agree = ok & (np.abs(offs - med) <= max(1.5, 0.15 * reach))
-    if agree.sum() < N_ALONG // 2:
+    if agree.sum() < N_ALONG // 3:
         return None
     found = base[agree] + offs[agree, None] * inward[None, :]
     vx, vy, x0, y0 = cv2.fitLine(found.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()

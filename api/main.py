@@ -1,0 +1,67 @@
+"""The FastAPI app. Routers come from ROUTERS, one line per resource module."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from fastapi import FastAPI
+
+from api.errors import ErrorPublic, install_error_handlers
+from api.settings import settings
+from pipeline.settings import settings as pipeline_settings
+
+log = logging.getLogger(__name__)
+
+# Each module defines `router`; a module not written yet is skipped.
+ROUTERS: list[str] = [
+    "api.routes.health",
+    "api.routes.scans",
+    "api.routes.review",
+    "api.routes.inventory",
+    "api.routes.cards",
+]
+
+
+class UploadLimit:
+    """Refuse a body whose declared length is over the upload limit before it is read."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app = app
+        self.limit = pipeline_settings.max_upload_bytes + settings.multipart_overhead_bytes
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.limit:
+                from fastapi.responses import JSONResponse
+
+                body = ErrorPublic(
+                    detail=f"the upload is over the {pipeline_settings.max_upload_bytes}-byte "
+                           "limit", code="image_too_large")
+                await JSONResponse(body.model_dump(), status_code=413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app() -> FastAPI:
+    """The API: every router in ROUTERS, the error mapping, the upload limit."""
+    app = FastAPI(
+        title="cardscan",
+        version="1.0.0",
+        description="Photos of trading cards in, identified cards out.",
+    )
+    install_error_handlers(app)
+    for module_name in ROUTERS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        app.include_router(module.router)
+    app.add_middleware(UploadLimit)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,85 @@
+"""Benchmark of detection (prints medians; not a test).
+
+    nice -n 10 .venv/bin/python -m scripts.bench_detect [--runs 20]
+
+Figures: the ONNX model alone at its input size; detect (letterbox + model + NMS + refinement) on a
+12-megapixel photo; decode + detect + warp of a 12-megapixel JPEG with 9 cards (a synthetic 3x3
+binder page rendered at 4000x3000, held-out printings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+
+from models.detector import CardDetector, letterbox
+from vision.decode import decode_image
+from vision.synth import SceneGenerator, load_catalog, split_catalog
+from vision.warp import warp_card
+
+
+def nine_card_jpeg(size: int = 4000) -> tuple[bytes, int]:
+    """A 4000x3000 JPEG of a 9-card binder page (the first seed that gives 9 cards, landscape)."""
+    _, held = split_catalog(load_catalog())
+    gen = SceneGenerator(held, size)
+    for seed in range(100):
+        scene = gen.generate(seed, layout="binder")
+        h, w = scene.image.shape[:2]
+        if len(scene.cards) == 9 and w * h >= 11_000_000 and all(c.should_detect for c in scene.cards):
+            ok, buf = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            return buf.tobytes(), seed
+    raise RuntimeError("no 9-card 12 MP scene in the first 100 seeds")
+
+
+def median_ms(fn, runs: int) -> float:  # noqa: ANN001
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, default=None)
+    p.add_argument("--runs", type=int, default=20)
+    args = p.parse_args()
+    det = CardDetector(args.model)
+    det.warmup()
+    data, seed = nine_card_jpeg()
+    image = decode_image(data)
+    canvas, _, _ = letterbox(image, det.imgsz)
+    blob = cv2.dnn.blobFromImage(canvas, 1 / 255.0, swapRB=True)
+    session = det._session  # the bare model run is what "detector latency" means
+    name = session.get_inputs()[0].name
+
+    def full() -> int:
+        img = decode_image(data)
+        crops = [warp_card(img, d.quad) for d in det.predict(img)]
+        return len(crops)
+
+    found = len(det.predict(image))
+    print(f"machine: {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores")
+    print(f"model {det.version}, input {det.imgsz}x{det.imgsz}; photo {image.shape[1]}x{image.shape[0]}, "
+          f"{len(data) / 1e6:.1f} MB JPEG, seed {seed}, 9 cards, {found} detected")
+    print(f"onnx model run        median {median_ms(lambda: session.run(None, {name: blob}), args.runs):7.1f} ms")
+    print(f"letterbox 12 MP       median {median_ms(lambda: letterbox(image, det.imgsz), args.runs):7.1f} ms")
+    print(f"decode 12 MP JPEG     median {median_ms(lambda: decode_image(data), args.runs):7.1f} ms")
+    det.refine = False
+    print(f"detect (no refine)    median {median_ms(lambda: det.predict(image), args.runs):7.1f} ms")
+    det.refine = True
+    print(f"detect (refined)      median {median_ms(lambda: det.predict(image), args.runs):7.1f} ms")
+    dets = det.predict(image)
+    print(f"warp {len(dets)} cards          median {median_ms(lambda: [warp_card(image, d.quad) for d in dets], args.runs):7.1f} ms")
+    print(f"decode+detect+warp    median {median_ms(full, args.runs):7.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
