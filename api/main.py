@@ -20,6 +20,7 @@ ROUTERS: list[str] = [
     "api.routes.review",
     "api.routes.inventory",
     "api.routes.cards",
+    "api.routes.review_page",
 ]
 
 

@@ -58,19 +58,22 @@ def _thumb(storage: Storage, key: str | None) -> str:
     return _data_uri(_resize_to(image, height=THUMB_HEIGHT)[0])
 
 
+def _failed(title: str, message: str) -> str:
+    return f"<section>{title}<p class=failed>{html.escape(message)}</p></section>"
+
+
 def _photo_section(conn: Any, storage: Storage, name: str, scan_id: Any) -> str:
     scan = scans_db.get_scan(conn, scan_id=scan_id)
     title = f"<h2>{html.escape(name)}</h2>"
     if scan is None:
-        return f"<section>{title}<p class=failed>scan not found</p></section>"
+        return _failed(title, "scan not found")
     if scan.status != "completed":
-        reason = html.escape(scan.error_message or scan.status)
-        return f"<section>{title}<p class=failed>{html.escape(str(scan.status))}: {reason}</p></section>"
+        return _failed(title, f"{scan.status}: {scan.error_message or 'not processed yet'}")
     cards = scans_db.list_scan_cards(conn, scan_id=scan_id)
     try:
         photo = decode_image(storage.get(scan.image_url), max_pixels=200_000_000)
     except ScanError as exc:
-        return f"<section>{title}<p class=failed>{html.escape(exc.detail)}</p></section>"
+        return _failed(title, exc.detail)
     small, scale = _resize_to(photo, max_side=PHOTO_MAX_SIDE)
     for card in cards:
         quad = (np.asarray(card.quad, np.float32) * scale).astype(np.int32)

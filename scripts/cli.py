@@ -25,6 +25,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("detect", "scripts.detect_cmd:main"),
     ("prices", "scripts.prices_cmd:app"),
     ("ingest", "scripts.ingest_cmd:main"),
+    ("bench", "scripts.bench_cmd:main"),
 ]
 
 

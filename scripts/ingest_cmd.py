@@ -13,7 +13,7 @@ import typer
 
 
 @contextmanager
-def _local_worker(enabled: bool):
+def local_worker(enabled: bool):
     """A worker process for the length of the ingest (the embedded defaults have none running)."""
     if not enabled:
         yield None
@@ -82,7 +82,7 @@ def main(
     if wait and summary.scan_ids:
         run_worker = settings.broker_url is None if worker is None else worker
         with (
-            _local_worker(run_worker),
+            local_worker(run_worker),
             tqdm(
                 total=len(summary.scan_ids), desc="processing", unit="photo", file=sys.stderr
             ) as bar,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -9,22 +10,35 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 
-def _v1_routes():
-    """Every /v1 operation in the OpenAPI document (so a new route is covered on arrival)."""
+# Public on purpose: catalog reference images are public data (api/routes/cards.py).
+PUBLIC = {("GET", "/v1/cards/{card_key}/image")}
+
+
+def _v1_operations() -> list[tuple[str, str, bool]]:
+    """Every /v1 operation in the OpenAPI document: (method, path, declares bearer auth)."""
     from api.main import app
 
-    for path, operations in app.openapi()["paths"].items():
-        if path.startswith("/v1"):
-            for method in sorted(operations):
-                concrete = path.replace("{scan_id}", str(uuid.uuid4()))
-                yield method.upper(), concrete.replace("{card_index}", "0")
+    return [
+        (method.upper(), path, bool(operation.get("security")))
+        for path, operations in app.openapi()["paths"].items() if path.startswith("/v1")
+        for method, operation in sorted(operations.items())
+    ]
 
 
-V1_ROUTES = list(_v1_routes())
+def _concrete(path: str) -> str:
+    path = path.replace("{scan_id}", str(uuid.uuid4())).replace("{card_index}", "0")
+    return re.sub(r"\{[^}]+\}", "x", path)
+
+
+V1_ROUTES = [(m, _concrete(p)) for m, p, _ in _v1_operations() if (m, p) not in PUBLIC]
 
 
 def test_there_are_v1_routes():
     assert ("POST", "/v1/scans") in V1_ROUTES and len(V1_ROUTES) >= 5
+
+
+def test_every_v1_route_declares_bearer_auth_unless_public_on_purpose():
+    assert [(m, p) for m, p, secured in _v1_operations() if not secured] == sorted(PUBLIC)
 
 
 @pytest.mark.parametrize(("method", "path"), V1_ROUTES)

@@ -1,0 +1,123 @@
+"""Text reader: OCR on fixed regions of a 626x448 card crop (title line, collector number).
+
+Never the whole photo or card: recognition on a known title strip costs ~12 ms, a whole card
+~350 ms (DESIGN.md). The regions depend on the game's frame, so the caller names the game of its
+best candidate. rapidocr 1.x remembers `use_det/use_cls/use_rec` between calls, so every call
+passes all three.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from rapidfuzz import fuzz
+
+from models.base import Model
+
+# (y0, y1, x0, x1) as fractions of the 626x448 crop; generous because detected corners are
+# a few % off. Title: one text line, recognised without detection. Number: a small block where
+# several short lines sit (MTG "M 0194 / DSK • EN", Pokémon "MEW EN 025/165", Yu-Gi-Oh! passcode),
+# so text detection runs on it, scaled down so detection stays cheap.
+TITLE = {
+    "mtg": (0.02, 0.11, 0.03, 0.78),
+    "pokemon": (0.015, 0.10, 0.04, 0.70),
+    "yugioh": (0.04, 0.13, 0.05, 0.82),
+}
+NUMBER = {
+    "mtg": (0.915, 1.0, 0.0, 0.5),
+    "pokemon": (0.92, 1.0, 0.0, 0.5),
+    "yugioh": (0.935, 1.0, 0.0, 0.45),
+}
+MIN_TITLE_CONF = 0.6
+
+
+@dataclass
+class TextReading:
+    """What was read on one crop; `numbers` are digit groups with leading zeros stripped."""
+
+    title: str = ""
+    title_conf: float = 0.0
+    numbers: list[str] = field(default_factory=list)
+    raw: list[str] = field(default_factory=list)
+
+    def name_score(self, name: str) -> float:
+        """0..1: how well the title read matches a catalog name (0 when nothing was read)."""
+        if self.title_conf < MIN_TITLE_CONF or len(self.title) < 3:
+            return 0.0
+        a, b = _norm(self.title), _norm(name)
+        # Split cards ("A // B") print only one half on some frames: score the better half.
+        halves = [b, *(_norm(h) for h in name.split("//"))] if "//" in name else [b]
+        best = 0.0
+        for h in halves:
+            score = fuzz.ratio(a, h)
+            if len(h) >= 5:  # the strip may also hold a mana cost or a "BASIC" stage label
+                score = max(score, fuzz.partial_ratio(h, a) * min(1.0, len(h) / max(1, len(a))) ** 0.25)
+            best = max(best, score)
+        return best / 100.0
+
+    def has_number(self, number: str) -> bool | None:
+        """True/False when a collector number was read; None when nothing numeric was read."""
+        if not self.numbers:
+            return None
+        want = number.lower().lstrip("0") or "0"
+        return want in self.numbers
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.casefold())
+
+
+def numbers_in(texts: list[str]) -> list[str]:
+    """Digit groups of 1-8 digits ("M0194" -> "194", "025/165" -> "25", "165")."""
+    out: list[str] = []
+    for t in texts:
+        for group in re.findall(r"\d{1,8}", t.replace("O", "0").replace("o", "0")):
+            out.append(group.lstrip("0") or "0")
+    return out
+
+
+def region(crop: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    h, w = crop.shape[:2]
+    y0, y1, x0, x1 = box
+    return crop[int(y0 * h): int(y1 * h), int(x0 * w): int(x1 * w)]
+
+
+class TextReader(Model):
+    """rapidocr (PP-OCRv4 det/rec from its wheel) over the title and number regions of a crop."""
+
+    name = "reader"
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self._engine = None
+
+    def _load(self) -> None:
+        from rapidocr_onnxruntime import RapidOCR
+
+        # "max" never upscales a small region before detection (the default "min" blows a
+        # 230x60 strip up to 736 px on its short side and takes seconds).
+        self._engine = RapidOCR(det_limit_type="max", det_limit_side_len=480, print_verbose=False)
+
+    def warmup(self) -> None:
+        self.load()
+        self.predict(np.full((626, 448, 3), 200, np.uint8), "mtg")
+
+    def _predict(self, crop: np.ndarray, game: str, numbers: bool = True) -> TextReading:
+        """Read the title (recognition only) and, if asked, the number block of one crop."""
+        reading = TextReading()
+        strip = region(crop, TITLE.get(game, TITLE["mtg"]))
+        res, _ = self._engine(strip, use_det=False, use_cls=False, use_rec=True)
+        if res:
+            reading.title, reading.title_conf = str(res[0][0]), float(res[0][1])
+        if numbers:
+            block = region(crop, NUMBER.get(game, NUMBER["mtg"]))
+            # Small print (~8 px tall in the crop): twice the size lets the recogniser see it.
+            block = cv2.resize(block, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+            res, _ = self._engine(block, use_det=True, use_cls=False, use_rec=True)
+            texts = [str(r[1]) for r in res or [] if float(r[2]) >= 0.5]
+            reading.raw = texts
+            reading.numbers = numbers_in(texts)
+        return reading

@@ -1,0 +1,18 @@
+"""The API process stays small: importing it loads no model runtime and no OpenCV."""
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+HEAVY = ("onnxruntime", "torch", "faiss", "cv2")
+
+
+def test_import_api_main_loads_no_model_runtime():
+    code = (
+        "import sys, api.main\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "", f"api.main imported {out.stdout.strip()}"
