@@ -148,6 +148,7 @@ def list_entries(
 
 
 def get_entry(conn: Connection, *, user_id: Any, entry_id: Any) -> InventoryEntry | None:
+    """One live entry of this user."""
     row = conn.execute(
         f"SELECT {ENTRY_COLUMNS} FROM {ENTRY_FROM} "
         "WHERE ie.user_id = %(user_id)s AND ie.id = %(id)s AND ie.deleted_at IS NULL",

@@ -110,9 +110,9 @@ def finish_job(
 ) -> None:
     conn.execute(
         f"""
-        UPDATE jobs SET status = %(status)s, stage_timings = %(timings)s,
+        UPDATE jobs SET status = %(status)s::text, stage_timings = %(timings)s,
             error_type = %(error_type)s, error_message = %(error_message)s,
-            finished_at = CASE WHEN %(status)s IN ('succeeded', 'failed') THEN {_NOW} END
+            finished_at = CASE WHEN %(status)s::text IN ('succeeded', 'failed') THEN {_NOW} END
         WHERE id = %(id)s
         """,
         {

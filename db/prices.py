@@ -147,20 +147,6 @@ def insert_valuations(conn: Connection, *, valuations: list[Valuation]) -> int:
     return len(valuations)
 
 
-def latest_valuation(
-    conn: Connection, *, card_id: Any, condition: str | None, currency: str = "USD"
-) -> dict | None:
-    return conn.execute(
-        """
-        SELECT * FROM card_valuations
-        WHERE card_id = %(card)s AND condition IS NOT DISTINCT FROM %(cond)s
-          AND currency = %(cur)s
-        ORDER BY computed_at DESC LIMIT 1
-        """,
-        {"card": card_id, "cond": condition, "cur": currency},
-    ).fetchone()
-
-
 def revalue_inventory(conn: Connection, *, currency: str = "USD") -> int:
     """Stamp every live entry with its card's latest valid FMV: its own condition, else pooled."""
     cur = conn.execute(
@@ -222,6 +208,7 @@ def write_snapshots(conn: Connection, *, snapshot_date: date) -> int:
 
 
 def snapshots(conn: Connection, *, user_id: Any, limit: int = 30) -> list[dict]:
+    """The user's latest daily portfolio snapshots, newest first."""
     return conn.execute(
         "SELECT snapshot_date, total_value, total_cards, unique_cards, value_by_set "
         "FROM portfolio_snapshots WHERE user_id = %(u)s ORDER BY snapshot_date DESC LIMIT %(n)s",
@@ -230,6 +217,7 @@ def snapshots(conn: Connection, *, user_id: Any, limit: int = 30) -> list[dict]:
 
 
 def card_keys(conn: Connection) -> set[str]:
+    """Every catalog key (the import checks rows against it)."""
     return {r["card_key"] for r in conn.execute("SELECT card_key FROM cards").fetchall()}
 
 

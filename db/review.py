@@ -121,6 +121,7 @@ def _with_candidates(conn: Connection, row: dict) -> ReviewCard:
 
 
 def get_scan_card(conn: Connection, *, scan_card_id: Any, lock: bool = False) -> ReviewCard | None:
+    """One scan card with its owner and catalog candidates; `lock` takes its row lock."""
     row = conn.execute(
         f"SELECT {SCAN_CARD_COLUMNS} FROM scan_cards sc JOIN scans s ON s.id = sc.scan_id "
         f"WHERE sc.id = %(id)s {'FOR UPDATE OF sc' if lock else ''}",
@@ -134,36 +135,50 @@ def lease_next(
 ) -> ReviewCard | None:
     """Lease the lowest-confidence undecided `needs_review` card to this annotator.
 
-    A card this annotator already holds comes back first (a reloaded page); cards they skipped
-    within `skip_window_s` are passed over so S moves on rather than handing the same card back.
+    A card this annotator already holds comes back first, its lease renewed (a reloaded page);
+    cards they skipped within `skip_window_s` are passed over, so S moves on.
     """
-    row = conn.execute(
-        f"""
-        WITH next AS (
-            SELECT sc.id FROM scan_cards sc JOIN scans s ON s.id = sc.scan_id
-            WHERE sc.decision = 'needs_review' AND sc.review_status IS NULL
-              AND s.deleted_at IS NULL
-              AND (sc.lease_expires_at IS NULL OR sc.lease_expires_at <= {NOW}
-                   OR sc.lease_owner = %(annotator)s)
-              AND NOT EXISTS (
-                  SELECT 1 FROM audit_log a
-                  WHERE a.entity_type = 'scan_card' AND a.entity_id = sc.id::text
-                    AND a.action = 'scan_card.skip' AND a.actor_user_id = %(annotator)s
-                    AND a.created_at > {NOW} - make_interval(secs => %(skip_window)s))
-            ORDER BY (sc.lease_owner IS NOT DISTINCT FROM %(annotator)s
-                      AND sc.lease_expires_at > {NOW}) DESC,
-                     sc.confidence ASC NULLS FIRST, sc.created_at, sc.id
-            LIMIT 1
-            FOR UPDATE OF sc SKIP LOCKED
-        )
+    params = {"annotator": annotator_id, "lease_s": lease_s, "skip_window": skip_window_s}
+    lease = f"""
         UPDATE scan_cards sc
         SET lease_owner = %(annotator)s,
             lease_expires_at = {NOW} + make_interval(secs => %(lease_s)s)
         FROM next WHERE sc.id = next.id
         RETURNING sc.id
+    """
+    row = conn.execute(
+        f"""
+        WITH next AS (
+            SELECT id FROM scan_cards
+            WHERE lease_owner = %(annotator)s AND lease_expires_at > {NOW}
+              AND decision = 'needs_review' AND review_status IS NULL
+            LIMIT 1 FOR UPDATE SKIP LOCKED
+        ) {lease}
         """,
-        {"annotator": annotator_id, "lease_s": lease_s, "skip_window": skip_window_s},
+        params,
     ).fetchone()
+    if row is None:
+        # Ordered like the partial index idx_scan_cards_review_queue (confidence, NULLS LAST),
+        # so the scan stops at the first free card instead of sorting the whole queue.
+        row = conn.execute(
+            f"""
+            WITH next AS (
+                SELECT sc.id FROM scan_cards sc JOIN scans s ON s.id = sc.scan_id
+                WHERE sc.decision = 'needs_review' AND sc.review_status IS NULL
+                  AND s.deleted_at IS NULL
+                  AND (sc.lease_expires_at IS NULL OR sc.lease_expires_at <= {NOW})
+                  AND NOT EXISTS (
+                      SELECT 1 FROM audit_log a
+                      WHERE a.entity_type = 'scan_card' AND a.entity_id = sc.id::text
+                        AND a.action = 'scan_card.skip' AND a.actor_user_id = %(annotator)s
+                        AND a.created_at > {NOW} - make_interval(secs => %(skip_window)s))
+                ORDER BY sc.confidence ASC NULLS LAST, sc.created_at, sc.id
+                LIMIT 1
+                FOR UPDATE OF sc SKIP LOCKED
+            ) {lease}
+            """,
+            params,
+        ).fetchone()
     if row is None:
         return None
     return get_scan_card(conn, scan_card_id=row["id"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -41,10 +42,12 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[fl
     h, w = image.shape[:2]
     scale = min(size / h, size / w)
     nw, nh = round(w * scale), round(h * scale)
-    # Big photos: drop whole pixels first (a strided view costs nothing), then area-average the rest.
+    # Big photos: drop whole pixels first (a strided view costs nothing), then area-average.
     step = max(1, int(1 / scale) // 2)
     src = image[::step, ::step] if step > 1 else image
-    small = cv2.resize(src, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    small = cv2.resize(
+        src, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    )
     pad_x, pad_y = (size - nw) / 2, (size - nh) / 2
     top, left = round(pad_y - 0.1), round(pad_x - 0.1)
     canvas = np.full((size, size, 3), LETTERBOX_FILL, np.uint8)
@@ -57,7 +60,11 @@ def _box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     iw = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
     ih = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
     inter = iw * ih
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    union = (
+        (box[2] - box[0]) * (box[3] - box[1])
+        + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        - inter
+    )
     return inter / np.maximum(union, 1e-6)
 
 
@@ -70,7 +77,17 @@ def _tidy(quad: np.ndarray) -> np.ndarray:
     return geometry.portrait_start(geometry.make_clockwise(quad), margin=1.2)
 
 
-def quad_nms(quads: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float, max_det: int) -> list[int]:
+def _plausible(quad: np.ndarray, w: int, h: int) -> bool:
+    """A card may be cut by the frame, but not lie mostly outside it or be a few pixels big."""
+    slack = 0.5 * max(w, h)
+    inside = (quad[:, 0] > -slack).all() and (quad[:, 0] < w + slack).all()
+    inside = inside and (quad[:, 1] > -slack).all() and (quad[:, 1] < h + slack).all()
+    return bool(inside) and 64 <= geometry.area(quad) <= 2.0 * w * h
+
+
+def quad_nms(
+    quads: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float, max_det: int
+) -> list[int]:
     """Greedy NMS on quad IoU (cards overlap at angles where box IoU would merge them)."""
     keep: list[int] = []
     for i in np.argsort(-scores):
@@ -89,15 +106,23 @@ class CardDetector(Model):
 
     name = "detector"
 
-    def __init__(self, path: Path | None = None, *, conf: float = 0.4, iou: float = 0.5, max_det: int = 64,
-                 refine: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path | None = None,
+        *,
+        conf: float = 0.4,
+        iou: float = 0.5,
+        max_det: int = 64,
+        refine: bool = True,
+    ) -> None:
         super().__init__(path)
         self.conf = conf
         self.iou = iou
         self.max_det = max_det
         self.refine = refine
         self.imgsz = 0
-        self._session = None
+        self._session: Any = None  # onnxruntime.InferenceSession once loaded
+        self._input = "images"
 
     def _load(self) -> None:
         if self.path is None:
@@ -117,7 +142,7 @@ class CardDetector(Model):
         self._predict(np.full((self.imgsz, self.imgsz, 3), LETTERBOX_FILL, np.uint8))
 
     def raw(self, image: np.ndarray) -> tuple[np.ndarray, float, tuple[float, float]]:
-        """The model's (N, 17) rows above `conf` in letterbox pixels, with the letterbox transform."""
+        """Model rows (N, 17) above `conf`, in letterbox pixels, with the letterbox transform."""
         canvas, scale, pad = letterbox(image, self.imgsz)
         blob = cv2.dnn.blobFromImage(canvas, 1 / 255.0, swapRB=True)  # (1, 3, S, S) RGB 0-1
         out = self._session.run(None, {self._input: blob})[0][0].T  # (N, 17)
@@ -132,11 +157,12 @@ class CardDetector(Model):
         quads = rows[:, 5:].reshape(-1, 4, 3)[..., :2]
         keep = quad_nms(quads, boxes, rows[:, 4], self.iou, self.max_det)
         out = []
+        h, w = image.shape[:2]
         for i in keep:
             quad = _tidy(geometry.unletterbox(quads[i], scale, pad))
+            if not _plausible(quad, w, h):
+                continue
             if self.refine:
                 quad = refine_quad(image, quad)
-            if geometry.area(quad) < 64:  # degenerate: a few pixels
-                continue
             out.append(Detection(quad.astype(np.float32), float(rows[i, 4])))
         return out

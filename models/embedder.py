@@ -20,7 +20,7 @@ def default_embedder_path() -> Path:
 
 
 def preprocess(crops: list[np.ndarray]) -> np.ndarray:
-    """BGR uint8 (626, 448, 3) crops -> float32 (N, 3, 224, 160) RGB 0..255 (scaling is in-graph)."""
+    """BGR uint8 (626, 448, 3) crops -> float32 (N, 3, 224, 160) RGB 0..255 (scaled in-graph)."""
     batch = np.empty((len(crops), 3, *INPUT_HW), np.float32)
     for i, crop in enumerate(crops):
         small = cv2.resize(crop, INPUT_HW[::-1], interpolation=cv2.INTER_AREA)  # (224, 160, 3) BGR

@@ -59,7 +59,9 @@ def latest_version(index_dir: Path | None = None) -> Path:
     pointer = root / "LATEST"
     if pointer.exists():
         return root / pointer.read_text().strip()
-    versions = sorted(p for p in root.glob("*") if (p / "index.faiss").exists()) if root.exists() else []
+    versions = (
+        sorted(p for p in root.glob("*") if (p / "index.faiss").exists()) if root.exists() else []
+    )
     if not versions:
         raise ModelNotReadyError(f"no catalog index under {root}; run `cardscan index build`")
     return versions[-1]
@@ -96,7 +98,9 @@ class CatalogIndex(Model):
 
     def _set(self, index, entries: list[CatalogEntry], meta: dict) -> None:  # noqa: ANN001
         if index.ntotal != len(entries):
-            raise ModelNotReadyError(f"index {self.path}: {index.ntotal} vectors, {len(entries)} ids")
+            raise ModelNotReadyError(
+                f"index {self.path}: {index.ntotal} vectors, {len(entries)} ids"
+            )
         if hasattr(index, "nprobe"):
             index.nprobe = 16
         self._index, self.entries, self.meta = index, entries, meta
@@ -106,8 +110,12 @@ class CatalogIndex(Model):
             self._by_name.setdefault(e.name.casefold(), []).append(i)
 
     @classmethod
-    def from_arrays(cls, vectors: np.ndarray, entries: list[CatalogEntry], meta: dict | None = None,
-                    ) -> CatalogIndex:
+    def from_arrays(
+        cls,
+        vectors: np.ndarray,
+        entries: list[CatalogEntry],
+        meta: dict | None = None,
+    ) -> CatalogIndex:
         """An in-memory index (tests, calibration runs with cards left out)."""
         self = cls()
         self.path = Path("memory")
@@ -144,7 +152,11 @@ class CatalogIndex(Model):
         faiss.omp_set_num_threads(1 if len(queries) == 1 else max(1, os.cpu_count() or 1))
         scores, rows = self._index.search(queries, min(k or settings.top_k, len(self.entries)))
         return [
-            [Hit(int(r), float(s), self.entries[r]) for s, r in zip(srow, rrow, strict=True) if r >= 0]
+            [
+                Hit(int(r), float(s), self.entries[r])
+                for s, r in zip(srow, rrow, strict=True)
+                if r >= 0
+            ]
             for srow, rrow in zip(scores, rows, strict=True)
         ]
 
@@ -168,8 +180,15 @@ def make_faiss_index(vectors: np.ndarray):  # noqa: ANN201
     return index
 
 
-def build_index(vectors: np.ndarray, entries: list[CatalogEntry], *, embedder_version: str,
-                index_dir: Path | None = None, source: str = "", version: str | None = None) -> Path:
+def build_index(
+    vectors: np.ndarray,
+    entries: list[CatalogEntry],
+    *,
+    embedder_version: str,
+    index_dir: Path | None = None,
+    source: str = "",
+    version: str | None = None,
+) -> Path:
     """Write a new index version and point LATEST at it; returns the version directory."""
     faiss = _faiss()
     if len(vectors) != len(entries):
@@ -181,9 +200,15 @@ def build_index(vectors: np.ndarray, entries: list[CatalogEntry], *, embedder_ve
     index = make_faiss_index(vectors)
     faiss.write_index(index, str(out / "index.faiss"))
     (out / "ids.json").write_text(json.dumps([asdict(e) for e in entries]), encoding="utf-8")
-    meta = {"version": version, "embedder": embedder_version, "count": len(entries),
-            "dim": int(vectors.shape[1]), "kind": "flat" if len(entries) <= FLAT_MAX else "ivf",
-            "source": source, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    meta = {
+        "version": version,
+        "embedder": embedder_version,
+        "count": len(entries),
+        "dim": int(vectors.shape[1]),
+        "kind": "flat" if len(entries) <= FLAT_MAX else "ivf",
+        "source": source,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     (out / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     tmp = root / "LATEST.tmp"
     tmp.write_text(version)

@@ -29,7 +29,7 @@ TITLE = {
 NUMBER = {
     "mtg": (0.915, 1.0, 0.0, 0.5),
     "pokemon": (0.92, 1.0, 0.0, 0.5),
-    "yugioh": (0.935, 1.0, 0.0, 0.45),
+    "yugioh": (0.9, 1.0, 0.0, 0.5),
 }
 MIN_TITLE_CONF = 0.6
 
@@ -54,7 +54,9 @@ class TextReading:
         for h in halves:
             score = fuzz.ratio(a, h)
             if len(h) >= 5:  # the strip may also hold a mana cost or a "BASIC" stage label
-                score = max(score, fuzz.partial_ratio(h, a) * min(1.0, len(h) / max(1, len(a))) ** 0.25)
+                score = max(
+                    score, fuzz.partial_ratio(h, a) * min(1.0, len(h) / max(1, len(a))) ** 0.25
+                )
             best = max(best, score)
         return best / 100.0
 
@@ -74,15 +76,14 @@ def numbers_in(texts: list[str]) -> list[str]:
     """Digit groups of 1-8 digits ("M0194" -> "194", "025/165" -> "25", "165")."""
     out: list[str] = []
     for t in texts:
-        for group in re.findall(r"\d{1,8}", t.replace("O", "0").replace("o", "0")):
-            out.append(group.lstrip("0") or "0")
+        out.extend(g.lstrip("0") for g in re.findall(r"\d{1,8}", t) if g.strip("0"))
     return out
 
 
 def region(crop: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
     h, w = crop.shape[:2]
     y0, y1, x0, x1 = box
-    return crop[int(y0 * h): int(y1 * h), int(x0 * w): int(x1 * w)]
+    return crop[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)]
 
 
 class TextReader(Model):
@@ -99,7 +100,12 @@ class TextReader(Model):
 
         # "max" never upscales a small region before detection (the default "min" blows a
         # 230x60 strip up to 736 px on its short side and takes seconds).
-        self._engine = RapidOCR(det_limit_type="max", det_limit_side_len=480, print_verbose=False)
+        # One thread per session: the worker runs one model at a time and oversubscribed
+        # cores make ONNX Runtime's spinning threads many times slower.
+        threads = {f"{p}_intra_op_num_threads": 1 for p in ("det", "cls", "rec")}
+        self._engine = RapidOCR(
+            det_limit_type="max", det_limit_side_len=480, print_verbose=False, **threads
+        )
 
     def warmup(self) -> None:
         self.load()

@@ -32,6 +32,8 @@ def broker_config() -> dict:
             # https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html
             "broker_transport_options": {
                 "visibility_timeout": settings.broker_visibility_timeout_s,
+                **({"global_keyprefix": settings.broker_key_prefix}
+                   if settings.broker_key_prefix else {}),
             },
         }
     folder = broker_folder()
@@ -72,7 +74,6 @@ def make_app() -> Celery:
         # Models load in worker_process_init; the default 4 s would kill a child mid-load.
         worker_proc_alive_timeout=300,
         worker_send_task_events=False,
-        worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=3,
         enable_utc=True,
@@ -84,7 +85,8 @@ def make_app() -> Celery:
 def get_app() -> Celery:
     """The process's app, rebuilt if the broker settings changed (tests switch brokers)."""
     global _app, _app_key
-    key = (settings.broker_url, str(settings.var_dir), settings.broker_visibility_timeout_s)
+    key = (settings.broker_url, str(settings.var_dir), settings.broker_visibility_timeout_s,
+           settings.broker_key_prefix)
     with _lock:
         if _app is None or _app_key != key:
             _app, _app_key = make_app(), key

@@ -121,6 +121,9 @@ def publish_scan(c: psycopg.Connection, *, scan_id: Any, job_id: Any) -> None:
         log.warning("could not enqueue scan %s: %s", scan_id, exc)
         raise QueueUnavailableError("the scan queue is unavailable; try again shortly") from exc
     with c.transaction():
+        # No WAL flush wait for this note: if a crash loses it, the scan is published once
+        # more on the next upload of the same photo, and process_scan is idempotent.
+        c.execute("SET LOCAL synchronous_commit = off")
         jobs.set_task_id(c, job_id=job_id, celery_task_id=result.id)
 
 

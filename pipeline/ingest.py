@@ -126,8 +126,10 @@ def _register_one(
 
 
 def collect_outcomes(summary: IngestSummary) -> list[scans_db.ScanOutcome]:
-    """Fill the summary's completed/failed/card counts from the database; returns the rows."""
-    ids = list(summary.scan_ids.values())
+    """Fill the summary's completed/failed/card counts from the database; returns the rows.
+
+    Counts are per distinct scan: two files with the same bytes are one scan."""
+    ids = list(dict.fromkeys(summary.scan_ids.values()))
     outcomes: list[scans_db.ScanOutcome] = []
     with connection() as conn:
         for start in range(0, len(ids), 1000):
@@ -152,7 +154,7 @@ def wait_for_scans(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> bool:
     """Poll until every scan of the ingest is completed or failed; False on timeout."""
-    total = len(summary.scan_ids)
+    total = len(set(summary.scan_ids.values()))
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
         collect_outcomes(summary)

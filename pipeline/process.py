@@ -21,7 +21,7 @@ from db.pool import connection
 from db.scans import Decision, ScanCardIn, ScanStatus
 from pipeline.settings import settings
 from pipeline.storage import Storage, open_storage
-from vision.errors import ScanError, TransientError
+from vision.errors import ModelNotReadyError, ScanError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ def run_scan(
     scan_id: Any, *, task_id: str | None = None, recognizer: Any = None,
     storage: Storage | None = None,
 ) -> dict:
-    """Process one scan; returns a small summary. Raises TransientError when worth a retry."""
+    """Process one scan; returns a small summary. Raises TransientError or ModelNotReadyError
+    when a retry later may succeed."""
     try:
         with connection() as conn:
             with conn.transaction():
@@ -139,7 +140,7 @@ def _run_locked(
         start = time.perf_counter()
         cards = _cards(result, storage)
         timings["store_crops"] = (time.perf_counter() - start) * 1e3
-    except TransientError as exc:
+    except (TransientError, ModelNotReadyError) as exc:  # worth a retry later
         with conn.transaction():
             scans.requeue_scan(conn, scan_id=scan_id)
             jobs.finish_job(conn, job_id=job_id, status=JobStatus.RETRYING, stage_timings=timings,

@@ -30,6 +30,7 @@ class PipelineSettings(BaseSettings):
     fake_recognizer_delay_s: float = 0.0
     # Redis redelivers an unacknowledged message after this long; longer than any scan.
     broker_visibility_timeout_s: int = 3600
+    broker_key_prefix: str = ""  # Redis only: lets several deployments share one server
     reaper_interval_s: float = 30.0
 
     @property

@@ -5,12 +5,17 @@ from __future__ import annotations
 import logging
 import random
 
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from pipeline import process
 from pipeline.celery_app import PROCESS_SCAN, app
 from pipeline.settings import settings
-from vision.errors import TransientError
+from vision.errors import ModelNotReadyError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +31,7 @@ def process_scan(self, scan_id: str) -> dict:  # noqa: ANN001
     """Recognise the scan's photo and record its cards; a finished scan is not redone."""
     try:
         return process.run_scan(scan_id, task_id=self.request.id)
-    except TransientError as exc:
+    except (TransientError, ModelNotReadyError) as exc:
         if self.request.retries >= self.max_retries:
             process.fail_after_retries(scan_id, exc)
             return {"scan_id": scan_id, "status": "failed", "code": exc.code}
@@ -36,7 +41,10 @@ def process_scan(self, scan_id: str) -> dict:  # noqa: ANN001
 @worker_process_init.connect
 def load_models(**_: object) -> None:
     """Load and warm up the recognizer in each pool process, after the fork."""
-    process.load_recognizer()
+    try:
+        process.load_recognizer()
+    except Exception:  # noqa: BLE001 - keep the process up; its scans retry, then fail clearly
+        log.exception("recognizer failed to load; scans will retry")
 
 
 @worker_ready.connect
@@ -45,3 +53,12 @@ def start_reaper(**_: object) -> None:
     from pipeline.reaper import start_reaper_thread
 
     start_reaper_thread()
+
+
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def close_database(**_: object) -> None:
+    """Close this process's pool now; left to interpreter exit it stalls shutdown for seconds."""
+    from db.pool import close_pool
+
+    close_pool()

@@ -1,9 +1,13 @@
 """Fair market value from observed prices, and the job that values every inventory.
 
 FMV is the median of the prices left after outlier rejection by the median absolute deviation
-(MAD): a price is an outlier when |p - median| > k · 1.4826 · MAD (1.4826 makes MAD estimate the
-standard deviation of normal data; k = 3 by default). When MAD is 0 (over half the prices equal),
-the mean absolute deviation · 1.2533 stands in, so a lone wild price is still caught.
+(MAD), taken on log prices because card prices spread multiplicatively (a $40 card moves by
+dollars, a $0.40 card by cents): with l = ln(price), a price is an outlier when
+|l − median(l)| > k · 1.4826 · MAD(l) (1.4826 makes MAD estimate the standard deviation of
+normal data; k = 3 by default). When MAD is 0 (over half the prices equal), the mean absolute
+deviation · 1.2533 stands in, so a lone wild price is still caught. The scale never drops below
+two cents' worth at the median price: prices are quoted in cents, and a cent or two off a $0.08
+card is rounding, not evidence.
 
 The confidence interval is the distribution-free order-statistic interval of the median: with n
 sorted kept prices x(1) ≤ … ≤ x(n), [x(j), x(n+1-j)] covers the true median with probability
@@ -26,6 +30,8 @@ from db.pool import connection
 
 MAD_SCALE = 1.4826
 MEAN_AD_SCALE = 1.2533  # sqrt(pi/2): mean absolute deviation → standard deviation (normal data)
+CENT = 0.01  # a zero price is taken as one cent on the log scale
+TICK_FLOOR = 0.02  # two cents: the smallest spread that can count as evidence
 
 
 @dataclass(frozen=True)
@@ -45,15 +51,15 @@ def reject_outliers(prices: list[float], *, k: float = 3.0) -> tuple[list[float]
     xs = sorted(prices)
     if len(xs) < 3:
         return xs, []
-    m = median(xs)
-    deviations = [abs(x - m) for x in xs]
+    logs = [math.log(max(x, CENT)) for x in xs]
+    m = median(logs)
+    deviations = [abs(v - m) for v in logs]
     scale = MAD_SCALE * median(deviations)
     if scale == 0:
         scale = MEAN_AD_SCALE * sum(deviations) / len(deviations)
-    if scale == 0:
-        return xs, []
-    kept = [x for x in xs if abs(x - m) <= k * scale]
-    rejected = [x for x in xs if abs(x - m) > k * scale]
+    scale = max(scale, math.log1p(TICK_FLOOR / math.exp(m)))
+    kept = [x for x, d in zip(xs, deviations, strict=True) if d <= k * scale]
+    rejected = [x for x, d in zip(xs, deviations, strict=True) if d > k * scale]
     return kept, rejected
 
 

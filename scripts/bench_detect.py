@@ -31,7 +31,11 @@ def nine_card_jpeg(size: int = 4000) -> tuple[bytes, int]:
     for seed in range(100):
         scene = gen.generate(seed, layout="binder")
         h, w = scene.image.shape[:2]
-        if len(scene.cards) == 9 and w * h >= 11_000_000 and all(c.should_detect for c in scene.cards):
+        if (
+            len(scene.cards) == 9
+            and w * h >= 11_000_000
+            and all(c.should_detect for c in scene.cards)
+        ):
             ok, buf = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
             return buf.tobytes(), seed
     raise RuntimeError("no 9-card 12 MP scene in the first 100 seeds")
@@ -66,19 +70,27 @@ def main() -> None:
         return len(crops)
 
     found = len(det.predict(image))
-    print(f"machine: {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores")
-    print(f"model {det.version}, input {det.imgsz}x{det.imgsz}; photo {image.shape[1]}x{image.shape[0]}, "
-          f"{len(data) / 1e6:.1f} MB JPEG, seed {seed}, 9 cards, {found} detected")
-    print(f"onnx model run        median {median_ms(lambda: session.run(None, {name: blob}), args.runs):7.1f} ms")
-    print(f"letterbox 12 MP       median {median_ms(lambda: letterbox(image, det.imgsz), args.runs):7.1f} ms")
-    print(f"decode 12 MP JPEG     median {median_ms(lambda: decode_image(data), args.runs):7.1f} ms")
+    cores = len(os.sched_getaffinity(0))
+    print(f"machine: {platform.processor() or platform.machine()}, {cores} cores")
+    print(
+        f"model {det.version}, input {det.imgsz}x{det.imgsz}; "
+        f"photo {image.shape[1]}x{image.shape[0]}, {len(data) / 1e6:.1f} MB JPEG, seed {seed}, "
+        f"9 cards, {found} detected"
+    )
+
+    def report(label: str, fn) -> None:  # noqa: ANN001
+        print(f"{label:<22} median {median_ms(fn, args.runs):7.1f} ms")
+
+    report("onnx model run", lambda: session.run(None, {name: blob}))
+    report("letterbox 12 MP", lambda: letterbox(image, det.imgsz))
+    report("decode 12 MP JPEG", lambda: decode_image(data))
     det.refine = False
-    print(f"detect (no refine)    median {median_ms(lambda: det.predict(image), args.runs):7.1f} ms")
+    report("detect (no refine)", lambda: det.predict(image))
     det.refine = True
-    print(f"detect (refined)      median {median_ms(lambda: det.predict(image), args.runs):7.1f} ms")
+    report("detect (refined)", lambda: det.predict(image))
     dets = det.predict(image)
-    print(f"warp {len(dets)} cards          median {median_ms(lambda: [warp_card(image, d.quad) for d in dets], args.runs):7.1f} ms")
-    print(f"decode+detect+warp    median {median_ms(full, args.runs):7.1f} ms")
+    report(f"warp {len(dets)} cards", lambda: [warp_card(image, d.quad) for d in dets])
+    report("decode+detect+warp", full)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ app = typer.Typer(
 COMMANDS: list[tuple[str, str]] = [
     ("db", "scripts.db_cmd:app"),
     ("catalog", "scripts.catalog_cmd:app"),
+    ("index", "scripts.index_cmd:app"),
+    ("scan", "scripts.scan_cmd:main"),
+    ("eval", "scripts.eval_cmd:main"),
     ("users", "scripts.users_cmd:app"),
     ("serve", "scripts.serve_cmd:serve"),
     ("api", "scripts.serve_cmd:api"),

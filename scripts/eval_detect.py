@@ -1,13 +1,13 @@
 """Evaluate the card detector on held-out synthetic scenes and on the real photos' card counts.
 
-    .venv/bin/python -m scripts.eval_detect [--synthetic var/detector/test] [--n 1000] [--photos ../shared/data/photos]
+    .venv/bin/python -m scripts.eval_detect [--synthetic var/detector/test] [--n 1000]
 
 Synthetic: a card that should be detected (>= 50 % visible) is found when a prediction overlaps it
-with IoU >= 0.8; predictions on half-hidden cards (20-50 % visible) are ignored; any other prediction
-is a false positive. Corner error is the mean distance of corresponding corners (the card's own
-order, so an upside-down answer counts as wrong) over the card's height. Real photos: count error
-|found - visible| / visible on the exactly counted photos of labels.csv, per group (first folder
-under images/).
+with IoU >= 0.8; predictions on half-hidden cards (20-50 % visible) are ignored; any other
+prediction is a false positive. Corner error is the mean distance of corresponding corners (the
+card's own order, so an upside-down answer counts as wrong) over the card's height. Real photos:
+count error |found - visible| / visible on the exactly counted photos of labels.csv, per group
+(first folder under images/).
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 
 
-def evaluate_synthetic(detector: CardDetector, test_dir: Path, n: int, min_iou: float = 0.8) -> dict:
+def evaluate_synthetic(
+    detector: CardDetector, test_dir: Path, n: int, min_iou: float = 0.8
+) -> dict:
     scenes_path = test_dir / "scenes.jsonl"
     if not scenes_path.exists() or len(scenes_path.read_text().splitlines()) < n:
         _, held = split_catalog(load_catalog())
@@ -61,21 +63,33 @@ def evaluate_synthetic(detector: CardDetector, test_dir: Path, n: int, min_iou: 
         for i, j, _ in matched:
             truth = must[j]["quad"]
             errors.append(geometry.relative_corner_error(pred[i], truth))
-            rolls = [geometry.relative_corner_error(np.roll(pred[i], k, 0), truth) for k in range(4)]
+            rolls = [
+                geometry.relative_corner_error(np.roll(pred[i], k, 0), truth) for k in range(4)
+            ]
             free_errors.append(min(rolls))
             upright.append(int(np.argmin(rolls) == 0))
         if must and not maybe:
             count_errors.append(abs(len(dets) - len(must)) / len(must))
     return {
-        "scenes": len(records), "cards": tp + fn, "recall": tp / max(tp + fn, 1), "precision": tp / max(tp + fp, 1),
-        "false_positives": fp, "missed": fn,
+        "scenes": len(records),
+        "cards": tp + fn,
+        "recall": tp / max(tp + fn, 1),
+        "precision": tp / max(tp + fp, 1),
+        "false_positives": fp,
+        "missed": fn,
         "corner_error_pct": 100 * float(np.mean(errors)) if errors else None,
         "corner_error_pct_median": 100 * float(np.median(errors)) if errors else None,
         "corner_error_pct_any_order": 100 * float(np.mean(free_errors)) if free_errors else None,
         "orientation_right": float(np.mean(upright)) if upright else None,
         "count_error": float(np.mean(count_errors)) if count_errors else None,
-        "by_layout": {k: {"recall": v[0] / max(v[0] + v[1], 1), "precision": v[0] / max(v[0] + v[2], 1), "fp": v[2]}
-                      for k, v in sorted(by_layout.items())},
+        "by_layout": {
+            k: {
+                "recall": v[0] / max(v[0] + v[1], 1),
+                "precision": v[0] / max(v[0] + v[2], 1),
+                "fp": v[2],
+            }
+            for k, v in sorted(by_layout.items())
+        },
     }
 
 
@@ -93,15 +107,29 @@ def evaluate_photos(detector: CardDetector, photos: Path) -> dict:
         except Exception as exc:  # noqa: BLE001 - report and go on
             per_photo.append({"photo": row["photo"], "error": str(exc)})
             continue
-        per_photo.append({"photo": row["photo"], "n_cards": n, "found": found, "exact": row["count_exact"] == "1"})
+        per_photo.append(
+            {
+                "photo": row["photo"],
+                "n_cards": n,
+                "found": found,
+                "exact": row["count_exact"] == "1",
+            }
+        )
         if n == 0:
             continue
         (groups if row["count_exact"] == "1" else approx)[group].append(abs(found - n) / n)
     exact = [e for v in groups.values() for e in v]
     return {
-        "count_error": float(np.mean(exact)) if exact else None, "photos": len(exact),
-        "by_group": {g: {"count_error": float(np.mean(v)), "photos": len(v)} for g, v in sorted(groups.items())},
-        "approximate_counts": {g: {"count_error": float(np.mean(v)), "photos": len(v)} for g, v in sorted(approx.items())},
+        "count_error": float(np.mean(exact)) if exact else None,
+        "photos": len(exact),
+        "by_group": {
+            g: {"count_error": float(np.mean(v)), "photos": len(v)}
+            for g, v in sorted(groups.items())
+        },
+        "approximate_counts": {
+            g: {"count_error": float(np.mean(v)), "photos": len(v)}
+            for g, v in sorted(approx.items())
+        },
         "per_photo": per_photo,
     }
 
@@ -130,7 +158,9 @@ def main() -> None:
     brief = {k: v for k, v in report.items() if k != "photos"}
     brief["photos"] = {k: v for k, v in report["photos"].items() if k != "per_photo"}
     print(json.dumps(brief, indent=1))
-    wrong = [x for x in report["photos"]["per_photo"] if x.get("exact") and x["found"] != x["n_cards"]]
+    wrong = [
+        x for x in report["photos"]["per_photo"] if x.get("exact") and x["found"] != x["n_cards"]
+    ]
     print("miscounted exact photos:", len(wrong))
     for x in wrong:
         print(f"  {x['photo']}: {x['found']} found, {x['n_cards']} visible")

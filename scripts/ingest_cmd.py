@@ -84,7 +84,10 @@ def main(
         with (
             local_worker(run_worker),
             tqdm(
-                total=len(summary.scan_ids), desc="processing", unit="photo", file=sys.stderr
+                total=len(set(summary.scan_ids.values())),
+                desc="processing",
+                unit="scan",
+                file=sys.stderr,
             ) as bar,
         ):
 

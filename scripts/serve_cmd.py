@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -70,6 +71,9 @@ def serve(
     proc = subprocess.Popen([sys.executable, "-m", "scripts.cli", "worker"], env=env)
     port = port or settings.api_port
     typer.echo(f"worker pid {proc.pid}; API on http://{host or settings.api_host}:{port}")
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; make that an exit that
+    # runs the `finally` below, so the worker is never left orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run("api.main:app", host=host or settings.api_host, port=port, log_level="info")
     finally:

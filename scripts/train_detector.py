@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -32,7 +32,18 @@ def _offline() -> None:
     Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)
     from ultralytics import settings
 
-    off = ("sync", "hub", "tensorboard", "wandb", "mlflow", "clearml", "comet", "dvc", "neptune", "raytune")
+    off = (
+        "sync",
+        "hub",
+        "tensorboard",
+        "wandb",
+        "mlflow",
+        "clearml",
+        "comet",
+        "dvc",
+        "neptune",
+        "raytune",
+    )
     settings.update({k: False for k in off if k in settings})
 
 
@@ -40,7 +51,9 @@ def make_data(n_train: int, n_val: int, seed: int, size: int) -> Path:
     from vision.synth import load_catalog, split_catalog, write_pose_dataset
 
     train_cards, _ = split_catalog(load_catalog())
-    return write_pose_dataset(VAR / "data", train_cards, n_train=n_train, n_val=n_val, seed=seed, size=size)
+    return write_pose_dataset(
+        VAR / "data", train_cards, n_train=n_train, n_val=n_val, seed=seed, size=size
+    )
 
 
 def train(data: Path, args: argparse.Namespace) -> Path:
@@ -54,11 +67,30 @@ def train(data: Path, args: argparse.Namespace) -> Path:
     elif not last.exists():
         model = YOLO(args.model)  # built from the yaml: random init, nothing downloaded
         model.train(
-            data=str(data), imgsz=args.imgsz, epochs=args.epochs, time=args.hours, batch=args.batch,
-            workers=args.workers, device="cpu", project=str(VAR / "runs"), name=args.version, exist_ok=True,
-            amp=False, plots=False, patience=1000, seed=args.seed, deterministic=False, cache="ram",
+            data=str(data),
+            imgsz=args.imgsz,
+            epochs=args.epochs,
+            time=args.hours,
+            batch=args.batch,
+            workers=args.workers,
+            device="cpu",
+            project=str(VAR / "runs"),
+            name=args.version,
+            exist_ok=True,
+            amp=False,
+            plots=False,
+            patience=1000,
+            seed=args.seed,
+            deterministic=False,
+            cache="ram",
             # Synthetic scenes already rotate, tilt and degrade; a mirrored card is not a card.
-            fliplr=0.0, degrees=0.0, mosaic=0.5, close_mosaic=2, scale=0.4, translate=0.1, erasing=0.0,
+            fliplr=0.0,
+            degrees=0.0,
+            mosaic=0.5,
+            close_mosaic=2,
+            scale=0.4,
+            translate=0.1,
+            erasing=0.0,
         )
     (run / "weights" / "done").touch()
     return run
@@ -68,43 +100,83 @@ def export(run: Path, imgsz: int, version: str) -> Path:
     from ultralytics import YOLO
 
     weights = run / "weights" / ("best.pt" if (run / "weights" / "best.pt").exists() else "last.pt")
-    onnx = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, opset=17, simplify=True, dynamic=False))
+    onnx = Path(
+        YOLO(str(weights)).export(
+            format="onnx", imgsz=imgsz, opset=17, simplify=True, dynamic=False
+        )
+    )
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
     target = MODEL_DIR / f"cards-pose-{version}.onnx"
     shutil.copy(onnx, target)
     return target
 
 
-def write_model_card(run: Path, target: Path, args: argparse.Namespace, started: float) -> None:
-    rows = list(csv.DictReader((run / "results.csv").open())) if (run / "results.csv").exists() else []
+def _eval_lines() -> list[str]:
+    """Figures of the last `scripts.eval_detect` run, if there is one."""
+    path = VAR / "eval.json"
+    if not path.exists():
+        return ["(run `scripts/eval_detect.py` for held-out synthetic and real-photo figures)"]
+    rep = json.loads(path.read_text())
+    out = [f"Evaluation of `{rep['model']}` (conf {rep['conf']}, refine {rep['refine']}):"]
+    syn = rep.get("synthetic")
+    if syn:
+        out.append(
+            f"- {syn['scenes']} held-out synthetic scenes, {syn['cards']} cards: recall "
+            f"{syn['recall']:.4f}, precision {syn['precision']:.4f} at IoU >= 0.8; mean "
+            f"corner error {syn['corner_error_pct']:.2f} % of card height (any order: "
+            f"{syn['corner_error_pct_any_order']:.2f} %), orientation right "
+            f"{syn['orientation_right']:.3f}"
+        )
+    ph = rep["photos"]
+    groups = ", ".join(
+        f"{g} {v['count_error']:.3f} ({v['photos']})" for g, v in ph["by_group"].items()
+    )
+    out.append(
+        f"- real photos, exact counts: count error {ph['count_error']:.3f} over {ph['photos']}"
+    )
+    out.append(f"  photos; per group (photos): {groups}")
+    return out
+
+
+def write_model_card(run: Path, target: Path, args: argparse.Namespace) -> None:
+    results = run / "results.csv"
+    rows = list(csv.DictReader(results.open())) if results.exists() else []
     last = {k.strip(): v.strip() for k, v in rows[-1].items()} if rows else {}
-    train_s = float(last.get("time", 0) or 0)
-    metrics = "\n".join(f"| {k} | {float(v):.4f} |" for k, v in last.items() if k.startswith("metrics/"))
-    text = f"""# Card detector `{target.stem}`
-
-Four ordered corners per card (TL, TR, BR, BL of the card as printed) from a YOLO11n-pose model
-(`{args.model}`, 4 keypoints, one class) trained **from scratch** on synthetic scenes; no pretrained weights.
-
-- File: `{target.name}` ({target.stat().st_size / 1e6:.1f} MB), ONNX opset 17, static input 1x3x{args.imgsz}x{args.imgsz}
-  (RGB, 0-1, letterboxed with grey 114); output 1x17xN (cx, cy, w, h, score, 4 x (x, y, visibility)).
-- Data: {args.n_train} train + {args.n_val} val scenes from `vision/synth.py` (seed {args.seed}, {args.size} px
-  long side), composed from 90 % of `../shared/data/catalog` (the other 10 % of printings are held out
-  for test scenes): 1-12 cards, closeups, scatter, grids, 3x3/2x2 binder pages, fans, piles, sleeves,
-  toploaders, fingers, dice, distractors (phone, book, plain rectangles), glare, shadow, blur, noise, JPEG.
-  A card is labelled when >= 35 % of it is visible.
-- Command: `YOLO_OFFLINE=1 .venv-train/bin/python -m scripts.train_detector {' '.join(sys.argv[1:])}`
-- Training: {len(rows)} epochs, {train_s / 60:.0f} min of training on a 2-core CPU shared with other jobs
-  (this run of the script: {(time.time() - started) / 60:.0f} min including data generation and export).
-- Validation metrics of the last epoch (synthetic val scenes, ultralytics definitions):
-
-| metric | value |
-|---|---|
-{metrics}
-
-Evaluation on held-out synthetic scenes and on the real photos: `scripts/eval_detect.py` (figures in
-the detection note). Version: `{target.stem}`.
-"""
-    (MODEL_DIR / "MODEL_CARD.md").write_text(text)
+    minutes = float(last.get("time", 0) or 0) / 60
+    command = (
+        "YOLO_OFFLINE=1 .venv-train/bin/python -m scripts.train_detector "
+        f"--version {args.version} --n-train {args.n_train} --n-val {args.n_val} "
+        f"--imgsz {args.imgsz}" + (f" --hours {args.hours}" if args.hours else "")
+    )
+    lines = [
+        f"# Card detector `{target.stem}`",
+        "",
+        "Four ordered corners per card (TL, TR, BR, BL of the card as printed) from a YOLO11n-pose",
+        f"model (`{args.model}`, 4 keypoints, one class) trained from scratch on synthetic scenes;",
+        "no pretrained weights.",
+        "",
+        f"- File: `{target.name}` ({target.stat().st_size / 1e6:.1f} MB), ONNX opset 17, static",
+        f"  input 1x3x{args.imgsz}x{args.imgsz} (RGB 0-1, letterboxed with grey 114); output",
+        "  1x17xN: cx, cy, w, h, score, then (x, y, visibility) for TL, TR, BR, BL.",
+        f"- Data: {args.n_train} train + {args.n_val} val scenes from `vision/synth.py` (seed",
+        f"  {args.seed}, {args.size} px long side) made from 90 % of the catalog printings (the",
+        "  rest are held out for test scenes): 1-12 cards; closeups, scatter, grids, binder pages,",
+        "  fans,"
+        " piles; sleeves, toploaders, fingers, dice, non-card distractors, glare, shadow, blur,",
+        "  noise, JPEG. A card is labelled when >= 35 % of it is visible.",
+        f"- Command: `{command}` (re-running resumes from the last checkpoint).",
+        f"- Training: {len(rows)} epochs, {minutes:.0f} min on a 2-core CPU shared with other",
+        "  jobs.",
+        "- Validation metrics of the last epoch (synthetic val scenes, ultralytics definitions):",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *(f"| {k} | {float(v):.4f} |" for k, v in last.items() if k.startswith("metrics/")),
+        "",
+        *_eval_lines(),
+        "",
+    ]
+    (MODEL_DIR / "MODEL_CARD.md").write_text("\n".join(lines))
 
 
 def main() -> None:
@@ -116,7 +188,9 @@ def main() -> None:
     p.add_argument("--size", type=int, default=640, help="long side of generated scenes")
     p.add_argument("--imgsz", type=int, default=320)
     p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--hours", type=float, default=None, help="stop after this many hours (overrides epochs)")
+    p.add_argument(
+        "--hours", type=float, default=None, help="stop after this many hours (overrides epochs)"
+    )
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -130,7 +204,7 @@ def main() -> None:
         print(f"data ready in {time.time() - started:.0f} s: {data}", flush=True)
         run = train(data, args)
     target = export(run, args.imgsz, args.version)
-    write_model_card(run, target, args, started)
+    write_model_card(run, target, args)
     print(f"exported {target}", flush=True)
 
 

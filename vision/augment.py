@@ -15,7 +15,10 @@ from vision.degrade import Rng, random_degrade, sleeve_tint
 
 
 def imperfect_crop(
-    img: np.ndarray, rng: Rng, max_scale: float = 0.05, max_jitter: float = 0.025,
+    img: np.ndarray,
+    rng: Rng,
+    max_scale: float = 0.05,
+    max_jitter: float = 0.025,
     max_angle: float = 4.0,
 ) -> np.ndarray:
     """Re-warp the card through a perturbed quad: the error a corner detector makes."""
@@ -32,12 +35,20 @@ def imperfect_crop(
     matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), corners)
     background = _background(h, w, rng)
     out = cv2.warpPerspective(
-        img, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+        img,
+        matrix,
+        (w, h),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
         borderValue=(0, 0, 0),
     )
     inside = cv2.warpPerspective(
-        np.full((h, w), 255, np.uint8), matrix, (w, h), flags=cv2.INTER_NEAREST,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=0,
+        np.full((h, w), 255, np.uint8),
+        matrix,
+        (w, h),
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
     )
     out[inside == 0] = background[inside == 0]
     return out
@@ -71,9 +82,7 @@ def foil_sheen(img: np.ndarray, rng: Rng) -> np.ndarray:
     h, w = img.shape[:2]
     phase = rng.uniform(0, 2 * np.pi, 3)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    wave = np.stack(
-        [np.sin((xs / w + ys / h) * rng.uniform(2, 6) + p) for p in phase], axis=-1
-    )
+    wave = np.stack([np.sin((xs / w + ys / h) * rng.uniform(2, 6) + p) for p in phase], axis=-1)
     out = img.astype(np.float32) + wave * rng.uniform(10, 35)
     return np.clip(out, 0, 255).astype(np.uint8)
 

@@ -15,12 +15,23 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from vision.errors import DecodeError, EmptyUploadError, ImageTooLargeError, ScanError, UnsupportedMediaError
+from vision.errors import (
+    DecodeError,
+    EmptyUploadError,
+    ImageTooLargeError,
+    ScanError,
+    UnsupportedMediaError,
+)
 
 DEFAULT_MAX_PIXELS = 60_000_000
 # ISO-BMFF brands of HEIF stills (iPhone photos are `heic`; `mif1`/`msf1` are the generic brands).
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
-PIL_FORMATS = {"image/jpeg": {"JPEG", "MPO"}, "image/png": {"PNG"}, "image/webp": {"WEBP"}, "image/heic": {"HEIF"}}
+PIL_FORMATS = {
+    "image/jpeg": {"JPEG", "MPO"},
+    "image/png": {"PNG"},
+    "image/webp": {"WEBP"},
+    "image/heic": {"HEIF"},
+}
 
 _heif_ready = False
 
@@ -54,7 +65,9 @@ def media_type(data: bytes) -> str:
     if data[4:8] == b"ftyp":
         # The major brand, then compatible brands up to the box size.
         size = int.from_bytes(data[0:4], "big")
-        brands = {data[8:12]} | {data[i : i + 4] for i in range(16, min(size, 64, len(data)) - 3, 4)}
+        brands = {data[8:12]} | {
+            data[i : i + 4] for i in range(16, min(size, 64, len(data)) - 3, 4)
+        }
         if brands & HEIF_BRANDS:
             return "image/heic"
     raise UnsupportedMediaError("not a JPEG, PNG, WebP or HEIC image")
@@ -129,14 +142,16 @@ def decode_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     except ScanError:
         raise
     except Exception as exc:  # noqa: BLE001 - corrupt or truncated files fail in many ways
-        raise DecodeError(f"cannot decode the {info.media_type} image: {type(exc).__name__}: {exc}") from exc
+        raise DecodeError(
+            f"cannot decode the {info.media_type} image: {type(exc).__name__}: {exc}"
+        ) from exc
     if out.ndim != 3 or out.shape[2] != 3 or out.size == 0:
         raise DecodeError(f"decoded to an unusable array of shape {out.shape}")
     return np.ascontiguousarray(out)
 
 
 def _decode_jpeg(data: bytes) -> np.ndarray | None:
-    """OpenCV's libjpeg-turbo path: faster than PIL on 12 MP photos and applies EXIF orientation itself.
+    """OpenCV's libjpeg-turbo path: faster than PIL on 12 MP photos; applies EXIF orientation too.
 
     Returns None (so PIL takes over) for what OpenCV does not handle the same way: CMYK/YCCK JPEGs,
     and truncated files, which OpenCV would silently return half grey.

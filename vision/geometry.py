@@ -31,7 +31,9 @@ def order_clockwise(points: np.ndarray) -> np.ndarray:
     """Four points in clockwise order, starting from the one nearest the image's top-left."""
     p = np.asarray(points, np.float32).reshape(4, 2)
     centre = p.mean(0)
-    ang = np.arctan2(p[:, 1] - centre[1], p[:, 0] - centre[0])  # y down: increasing angle is clockwise
+    ang = np.arctan2(
+        p[:, 1] - centre[1], p[:, 0] - centre[0]
+    )  # y down: increasing angle is clockwise
     p = p[np.argsort(ang)]
     start = int(np.argmin(p.sum(1)))
     return np.roll(p, -start, 0)
@@ -77,7 +79,9 @@ def card_height(quad: np.ndarray) -> float:
 
 def corner_error(pred: np.ndarray, true: np.ndarray) -> float:
     """Mean distance between corresponding corners, in pixels (order matters)."""
-    return float(np.linalg.norm(np.asarray(pred, np.float64) - np.asarray(true, np.float64), axis=1).mean())
+    return float(
+        np.linalg.norm(np.asarray(pred, np.float64) - np.asarray(true, np.float64), axis=1).mean()
+    )
 
 
 def relative_corner_error(pred: np.ndarray, true: np.ndarray) -> float:
@@ -93,13 +97,18 @@ def map_points(points: np.ndarray, homography: np.ndarray) -> np.ndarray:
 
 def unletterbox(points: np.ndarray, scale: float, pad: tuple[float, float]) -> np.ndarray:
     """Map points from a letterboxed model input back to the original image's pixels."""
-    return ((np.asarray(points, np.float32) - np.asarray(pad, np.float32)) / scale).astype(np.float32)
+    return ((np.asarray(points, np.float32) - np.asarray(pad, np.float32)) / scale).astype(
+        np.float32
+    )
 
 
-def match_quads(pred: list[np.ndarray], true: list[np.ndarray], min_iou: float) -> list[tuple[int, int, float]]:
+def match_quads(
+    pred: list[np.ndarray], true: list[np.ndarray], min_iou: float
+) -> list[tuple[int, int, float]]:
     """Greedy one-to-one matching by IoU (predictions in the given order): (pred_i, true_j, iou)."""
     pairs = sorted(
-        ((quad_iou(p, t), i, j) for i, p in enumerate(pred) for j, t in enumerate(true)), reverse=True
+        ((quad_iou(p, t), i, j) for i, p in enumerate(pred) for j, t in enumerate(true)),
+        reverse=True,
     )
     used_p: set[int] = set()
     used_t: set[int] = set()

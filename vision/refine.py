@@ -17,7 +17,9 @@ from vision.geometry import card_height, is_convex
 N_ALONG = 24  # samples along a side (its middle 80 %, away from the rounded corners)
 
 
-def _line_intersection(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> np.ndarray | None:
+def _line_intersection(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray | None:
     (p, d), (q, e) = a, b
     den = d[0] * e[1] - d[1] * e[0]
     if abs(den) < 1e-6:
@@ -26,20 +28,25 @@ def _line_intersection(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np
     return p + t * d
 
 
-def _side_line(gray: np.ndarray, p0: np.ndarray, p1: np.ndarray, inward: np.ndarray, reach: float
-               ) -> tuple[np.ndarray, np.ndarray] | None:
+def _side_line(
+    gray: np.ndarray, p0: np.ndarray, p1: np.ndarray, inward: np.ndarray, reach: float
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Refit one side p0->p1 within +-reach pixels along its normal; None when evidence is weak."""
     n_across = max(9, int(3 * reach) | 1)
     t = np.linspace(0.1, 0.9, N_ALONG, dtype=np.float32)
     d = np.linspace(-reach, reach, n_across, dtype=np.float32)
     base = p0[None, :] + t[:, None] * (p1 - p0)[None, :]  # (N_ALONG, 2)
     pts = base[:, None, :] + d[None, :, None] * inward[None, None, :]  # (N_ALONG, n_across, 2)
-    prof = cv2.remap(gray, pts[..., 0], pts[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    prof = cv2.remap(
+        gray, pts[..., 0], pts[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     prof = cv2.GaussianBlur(prof, (3, 1), 0)
     grad = np.abs(np.diff(prof, axis=1))  # (N_ALONG, n_across - 1)
     best = grad.argmax(1)
     strength = grad[np.arange(N_ALONG), best]
-    ok = strength > max(8.0, 0.35 * float(strength.max()))  # the clearly visible stretches of the side
+    ok = strength > max(
+        8.0, 0.35 * float(strength.max())
+    )  # the clearly visible stretches of the side
     if ok.sum() < N_ALONG // 3:
         return None
     # Sub-pixel peak: a parabola through the gradient around the best step.
@@ -47,7 +54,9 @@ def _side_line(gray: np.ndarray, p0: np.ndarray, p1: np.ndarray, inward: np.ndar
     lo, hi = np.clip(best - 1, 0, grad.shape[1] - 1), np.clip(best + 1, 0, grad.shape[1] - 1)
     g0, gl, gh = grad[rows, best], grad[rows, lo], grad[rows, hi]
     den = gl - 2 * g0 + gh
-    delta = np.where(np.abs(den) > 1e-6, 0.5 * (gl - gh) / np.where(den == 0, 1, den), 0.0).clip(-0.5, 0.5)
+    delta = np.where(np.abs(den) > 1e-6, 0.5 * (gl - gh) / np.where(den == 0, 1, den), 0.0).clip(
+        -0.5, 0.5
+    )
     step = d[1] - d[0]
     offs = (d[best] + d[best + 1]) / 2 + delta * step
     # Consistency: most samples should agree on one offset (a straight edge), not scatter.
@@ -61,7 +70,7 @@ def _side_line(gray: np.ndarray, p0: np.ndarray, p1: np.ndarray, inward: np.ndar
 
 
 def refine_quad(image: np.ndarray, quad: np.ndarray, reach_frac: float = 0.03) -> np.ndarray:
-    """A refined copy of `quad` (same corner order); the input quad when refinement is not trusted."""
+    """A refined copy of `quad` (same corner order); the input quad when refinement is doubtful."""
     q = np.asarray(quad, np.float64).reshape(4, 2)
     h, w = image.shape[:2]
     reach = max(3.0, reach_frac * card_height(q))
@@ -83,8 +92,13 @@ def refine_quad(image: np.ndarray, quad: np.ndarray, reach_frac: float = 0.03) -
             if roi.size:
                 gray = cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY).astype(np.float32)
                 off = np.array([x0, y0], np.float64)
-                found = _side_line(gray, (p0 - off).astype(np.float32), (p1 - off).astype(np.float32),
-                                   inward.astype(np.float32), reach)
+                found = _side_line(
+                    gray,
+                    (p0 - off).astype(np.float32),
+                    (p1 - off).astype(np.float32),
+                    inward.astype(np.float32),
+                    reach,
+                )
                 if found is not None:
                     line = (found[0] + off, found[1])
         lines.append(line if line is not None else (p0, along))

@@ -15,7 +15,9 @@ Rng = np.random.Generator
 
 def smooth_noise(h: int, w: int, rng: Rng, cells: int) -> np.ndarray:
     """Low-frequency noise in [0, 1], shape (h, w) float32."""
-    small = rng.random((max(2, cells * h // max(h, w)), max(2, cells * w // max(h, w)))).astype(np.float32)
+    small = rng.random((max(2, cells * h // max(h, w)), max(2, cells * w // max(h, w)))).astype(
+        np.float32
+    )
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).clip(0, 1)
 
 
@@ -137,8 +139,15 @@ def distractor(rng: Rng) -> tuple[np.ndarray, np.ndarray]:
         img[:] = _colour(rng).astype(np.uint8)
         for i in range(int(rng.integers(1, 5))):
             text = "".join(rng.choice(list(string.ascii_uppercase), int(rng.integers(4, 10))))
-            cv2.putText(img, text, (20, 80 + 70 * i), cv2.FONT_HERSHEY_SIMPLEX, rng.uniform(1, 2),
-                        _colour(rng).tolist(), 3)
+            cv2.putText(
+                img,
+                text,
+                (20, 80 + 70 * i),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                rng.uniform(1, 2),
+                _colour(rng).tolist(),
+                3,
+            )
         return img, np.full((h, w), 255, np.uint8)
     if kind == "box":
         w, h = 300, int(300 * rng.uniform(0.5, 1.0))
@@ -150,11 +159,15 @@ def distractor(rng: Rng) -> tuple[np.ndarray, np.ndarray]:
     w, h = 300, int(300 * rng.uniform(1.25, 1.5))
     img = np.empty((h, w, 3), np.uint8)
     img[:] = _colour(rng, 60, 255).astype(np.uint8)
-    img = (img.astype(np.float32) * (0.9 + 0.2 * smooth_noise(h, w, rng, 3))[..., None]).astype(np.uint8)
+    img = (img.astype(np.float32) * (0.9 + 0.2 * smooth_noise(h, w, rng, 3))[..., None]).astype(
+        np.uint8
+    )
     return img, rounded_mask(w, h, int(rng.integers(0, 20)))
 
 
-def draw_finger(img: np.ndarray, occ: np.ndarray, rng: Rng, tip: tuple[float, float], scale: float) -> None:
+def draw_finger(
+    img: np.ndarray, occ: np.ndarray, rng: Rng, tip: tuple[float, float], scale: float
+) -> None:
     """A finger or thumb ending at `tip`, coming in from a random direction; marks `occ`."""
     a = rng.uniform(0, 2 * np.pi)
     length = scale * rng.uniform(1.0, 3.0)
@@ -168,7 +181,9 @@ def draw_finger(img: np.ndarray, occ: np.ndarray, rng: Rng, tip: tuple[float, fl
     cv2.line(occ, p0, p1, 1, width)
 
 
-def draw_die(img: np.ndarray, occ: np.ndarray, rng: Rng, center: tuple[float, float], size: float) -> None:
+def draw_die(
+    img: np.ndarray, occ: np.ndarray, rng: Rng, center: tuple[float, float], size: float
+) -> None:
     """A die-like blob (rounded square with pips) or a coin."""
     s = max(4, int(size))
     cx, cy = int(center[0]), int(center[1])

@@ -1,10 +1,10 @@
 """Synthetic card scenes with exact ground truth, composed from catalog images.
 
-A scene is a pure function of (catalog, seed, size). Each card's ground truth is its four corners in
-the card's own order (TL, TR, BR, BL as printed: an upside-down card has its TL at the photo's bottom
-right), its card_key, and how much of it is visible. A card counts as "should be detected" when at
-least half of it is visible (`SHOULD_DETECT_VISIBLE`); slivers below `IGNORE_VISIBLE` are background;
-cards in between are neither required nor penalised by the evaluation.
+A scene is a pure function of (catalog, seed, size). Each card's ground truth is its four corners
+in the card's own order (TL, TR, BR, BL as printed: an upside-down card has its TL at the photo's
+bottom right), its card_key, and how much of it is visible. A card counts as "should be detected"
+when at least half of it is visible (`SHOULD_DETECT_VISIBLE`); slivers below `IGNORE_VISIBLE` are
+background; cards in between are neither required nor penalised by the evaluation.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from vision import degrade, scenery
+from vision.layouts import CARD_PX, LAYOUTS, card_quad, place_cards, polygon_area
 
 DEFAULT_CATALOG = Path(__file__).resolve().parents[2] / "shared" / "data" / "catalog" / "cards.csv"
-CARD_PX = (448, 626)  # catalog image size (w, h), 63 x 88 mm
 SHOULD_DETECT_VISIBLE = 0.5
 IGNORE_VISIBLE = 0.2
 TRAIN_MIN_VISIBLE = 0.35  # labelled for training: partly hidden cards still teach the shape
@@ -41,7 +41,9 @@ class SceneCard:
     card_key: str
     quad: np.ndarray  # (4, 2) float32, TL TR BR BL of the card as printed, photo pixels
     visible: float  # fraction of the card's area visible in the frame and not covered
-    corner_vis: np.ndarray = field(default_factory=lambda: np.zeros(4, np.int8))  # 0 out, 1 hidden, 2 seen
+    corner_vis: np.ndarray = field(
+        default_factory=lambda: np.zeros(4, np.int8)
+    )  # 0 out, 1 hidden, 2 seen
 
     @property
     def should_detect(self) -> bool:
@@ -65,7 +67,9 @@ def load_catalog(csv_path: Path = DEFAULT_CATALOG) -> list[CatalogCard]:
     root = csv_path.parent
     with csv_path.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    return [CatalogCard(r["card_key"], root / r["image"]) for r in rows if (root / r["image"]).exists()]
+    return [
+        CatalogCard(r["card_key"], root / r["image"]) for r in rows if (root / r["image"]).exists()
+    ]
 
 
 def split_catalog(cards: list[CatalogCard], test_fraction: float = 0.1) -> tuple[list, list]:
@@ -73,113 +77,6 @@ def split_catalog(cards: list[CatalogCard], test_fraction: float = 0.1) -> tuple
     held = [c for c in cards if zlib.crc32(c.card_key.encode()) % 1000 < test_fraction * 1000]
     held_keys = {c.card_key for c in held}
     return [c for c in cards if c.card_key not in held_keys], held
-
-
-def card_quad(cx: float, cy: float, height: float, angle_deg: float, aspect: float = CARD_PX[0] / CARD_PX[1]
-              ) -> np.ndarray:
-    """Corners TL TR BR BL of an upright card (w/h = aspect) turned clockwise by `angle_deg` about its centre."""
-    w = height * aspect
-    pts = np.array([[-w / 2, -height / 2], [w / 2, -height / 2], [w / 2, height / 2], [-w / 2, height / 2]])
-    a = np.deg2rad(angle_deg)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    return (pts @ rot.T + [cx, cy]).astype(np.float32)
-
-
-def polygon_area(quad: np.ndarray) -> float:
-    x, y = quad[:, 0], quad[:, 1]
-    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
-
-
-def _angle(rng: Rng, free: float = 0.4) -> float:
-    """Mostly near a right angle (people square their cards), sometimes anything."""
-    if rng.random() < free:
-        return float(rng.uniform(0, 360))
-    return float(rng.choice([0, 0, 0, 90, 180, 270]) + rng.normal(0, 4))
-
-
-# Layouts: each returns plane quads for the cards (before the camera tilt) and optional extras.
-def _closeup(w: int, h: int, rng: Rng) -> list[np.ndarray]:
-    fit = min(h, w / 0.716)
-    height = fit * rng.uniform(0.7, 1.08)
-    ang = float(rng.choice([0, 0, 0, 90, 180, 270]) + rng.normal(0, 3)) if rng.random() < 0.9 else rng.uniform(0, 360)
-    if ang % 180 > 45 and ang % 180 < 135:  # landscape: fit the card's height into the width
-        height = min(w, h / 0.716) * rng.uniform(0.7, 1.08)
-    c = np.array([w, h]) / 2 + rng.normal(0, 0.04, 2) * [w, h]
-    return [card_quad(c[0], c[1], height, ang)]
-
-
-def _scatter(w: int, h: int, rng: Rng) -> list[np.ndarray]:
-    n = int(rng.choice(np.arange(1, 13), p=np.array([6, 6, 5, 5, 4, 4, 3, 3, 3, 2, 2, 2]) / 45))
-    short = min(w, h)
-    height = short * rng.uniform(0.3, 0.75) / max(1.0, np.sqrt(n) / 1.3)
-    overlap_ok = rng.random() < 0.35
-    quads: list[np.ndarray] = []
-    boxes: list[np.ndarray] = []
-    for _ in range(n * 15):
-        if len(quads) == n:
-            break
-        margin = -0.2 * height if rng.random() < 0.15 else 0.4 * height
-        cx, cy = rng.uniform(margin, w - margin), rng.uniform(margin, h - margin)
-        q = card_quad(cx, cy, height * rng.uniform(0.92, 1.08), _angle(rng))
-        box = np.concatenate([q.min(0), q.max(0)])
-        if not overlap_ok and any(_box_overlap(box, b) > 0.02 for b in boxes):
-            continue
-        quads.append(q)
-        boxes.append(box)
-    return quads
-
-
-def _box_overlap(a: np.ndarray, b: np.ndarray) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    return iw * ih / max(1e-6, min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1])))
-
-
-def _grid(w: int, h: int, rng: Rng, rows: int, cols: int, gap: float, fill: float) -> list[np.ndarray]:
-    """Cards in rows and columns, the whole grid turned by a random angle; a card may be missing."""
-    cw_ratio = CARD_PX[0] / CARD_PX[1]
-    turn = float(rng.choice([0, 0, 90, 180, 270]) + rng.normal(0, 5))
-    sideways = 45 < turn % 180 < 135
-    gw, gh = (h, w) if sideways else (w, h)
-    height = min(gh / (rows + (rows - 1) * gap), gw / (cols * cw_ratio + (cols - 1) * gap)) * fill
-    step_x, step_y = height * (cw_ratio + gap), height * (1 + gap)
-    a = np.deg2rad(turn)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    centre = np.array([w, h]) / 2 + rng.normal(0, 0.03, 2) * [w, h]
-    quads = []
-    for r in range(rows):
-        for c in range(cols):
-            if rng.random() < 0.08:
-                continue
-            off = np.array([(c - (cols - 1) / 2) * step_x, (r - (rows - 1) / 2) * step_y]) @ rot.T
-            own = turn + (180 if rng.random() < 0.05 else 0) + rng.normal(0, 2)
-            quads.append(card_quad(*(centre + off), height * rng.uniform(0.97, 1.03), own))
-    return quads
-
-
-def _fan(w: int, h: int, rng: Rng) -> list[np.ndarray]:
-    n = int(rng.integers(3, 8))
-    height = min(w, h) * rng.uniform(0.35, 0.6)
-    spread = rng.uniform(7, 16)
-    base = rng.uniform(0, 360) if rng.random() < 0.3 else rng.normal(0, 10)
-    pivot = np.array([w / 2, h / 2]) + rng.normal(0, 0.05, 2) * [w, h]
-    radius = height * rng.uniform(0.3, 0.6)
-    quads = []
-    for i in range(n):
-        t = base + (i - (n - 1) / 2) * spread
-        a = np.deg2rad(t)
-        c = pivot + radius * np.array([np.sin(a), -np.cos(a)])
-        quads.append(card_quad(c[0], c[1], height, t))
-    return quads
-
-
-def _pile(w: int, h: int, rng: Rng) -> list[np.ndarray]:
-    n = int(rng.integers(2, 7))
-    height = min(w, h) * rng.uniform(0.3, 0.55)
-    ang = _angle(rng, 0.3)
-    step = rng.uniform(0.3, 0.7) * height * np.array([np.cos(rng.uniform(0, 2 * np.pi)), np.sin(rng.uniform(0, 2 * np.pi))])
-    start = np.array([w, h]) / 2 - step * (n - 1) / 2
-    return [card_quad(*(start + i * step), height, ang + rng.normal(0, 3)) for i in range(n)]
 
 
 class SceneGenerator:
@@ -206,41 +103,42 @@ class SceneGenerator:
         return img
 
     def generate(self, seed: int, layout: str | None = None) -> Scene:
-        """One scene; `layout` forces closeup/scatter/grid/binder/fan/pile/empty (else drawn at random)."""
+        """One scene; `layout` forces one of LAYOUTS (else it is drawn at random)."""
         rng = np.random.default_rng(seed)
-        aspect = float(rng.choice([4 / 3, 3 / 4, 16 / 9, 9 / 16, 1.0], p=[0.3, 0.3, 0.15, 0.15, 0.1]))
-        w, h = (self.size, round(self.size / aspect)) if aspect >= 1 else (round(self.size * aspect), self.size)
+        aspect = float(
+            rng.choice([4 / 3, 3 / 4, 16 / 9, 9 / 16, 1.0], p=[0.3, 0.3, 0.15, 0.15, 0.1])
+        )
+        w, h = (
+            (self.size, round(self.size / aspect))
+            if aspect >= 1
+            else (round(self.size * aspect), self.size)
+        )
         picks = [self.cards[i] for i in rng.integers(0, len(self.cards), 12)]
-        img = scenery.background(h, w, rng, art=self._image(picks[0]) if rng.random() < 0.5 else None)
+        img = scenery.background(
+            h, w, rng, art=self._image(picks[0]) if rng.random() < 0.5 else None
+        )
 
-        drawn = str(rng.choice(["closeup", "scatter", "grid", "binder", "fan", "pile", "empty"],
-                               p=[0.14, 0.32, 0.16, 0.12, 0.1, 0.1, 0.06]))
+        drawn = str(
+            rng.choice(
+                list(LAYOUTS),
+                p=[0.14, 0.32, 0.16, 0.12, 0.1, 0.1, 0.06],
+            )
+        )
         layout = layout or drawn
-        if layout == "closeup":
-            plane = _closeup(w, h, rng)
-        elif layout == "scatter":
-            plane = _scatter(w, h, rng)
-        elif layout == "grid":
-            plane = _grid(w, h, rng, int(rng.integers(1, 4)), int(rng.integers(1, 5)), rng.uniform(0.03, 0.2),
-                          rng.uniform(0.6, 0.98))
-        elif layout == "binder":
-            k = 3 if rng.random() < 0.75 else 2
-            plane = _grid(w, h, rng, k, k, rng.uniform(0.04, 0.09), rng.uniform(0.8, 1.05))
-        elif layout == "fan":
-            plane = _fan(w, h, rng)
-        elif layout == "pile":
-            plane = _pile(w, h, rng)
-        else:
-            plane = []
-        plane = plane[:12]
+        plane = place_cards(layout, w, h, rng)
 
         # Camera tilt: one homography for the whole table plane.
         tilt = rng.uniform(0, 0.18) if layout != "closeup" else rng.uniform(0, 0.08)
-        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-        cam = cv2.getPerspectiveTransform(src, (src + rng.uniform(-tilt, tilt, (4, 2)) * [w, h]).astype(np.float32))
+        src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+        cam = cv2.getPerspectiveTransform(
+            src, (src + rng.uniform(-tilt, tilt, (4, 2)) * [w, h]).astype(np.float32)
+        )
         quads = [cv2.perspectiveTransform(q[None].astype(np.float32), cam)[0] for q in plane]
         if layout == "fan":  # hand-held cards bend a little out of the plane
-            quads = [q + rng.normal(0, 0.006, (4, 2)).astype(np.float32) * polygon_area(q) ** 0.5 for q in quads]
+            quads = [
+                q + rng.normal(0, 0.006, (4, 2)).astype(np.float32) * polygon_area(q) ** 0.5
+                for q in quads
+            ]
 
         ids = np.full((h, w), -1, np.int16)
         if layout == "binder" and quads:
@@ -254,11 +152,22 @@ class SceneGenerator:
         occ = np.zeros((h, w), np.uint8)
         short = min(w, h)
         for _ in range(int(rng.poisson(0.5))):
-            tip = quads[int(rng.integers(len(quads)))][int(rng.integers(4))] if quads else rng.uniform(0, 1, 2) * [w, h]
-            scenery.draw_finger(img, occ, rng, (tip[0] + rng.normal(0, 10), tip[1] + rng.normal(0, 10)),
-                                short * rng.uniform(0.06, 0.15))
+            tip = (
+                quads[int(rng.integers(len(quads)))][int(rng.integers(4))]
+                if quads
+                else rng.uniform(0, 1, 2) * [w, h]
+            )
+            scenery.draw_finger(
+                img,
+                occ,
+                rng,
+                (tip[0] + rng.normal(0, 10), tip[1] + rng.normal(0, 10)),
+                short * rng.uniform(0.06, 0.15),
+            )
         for _ in range(int(rng.poisson(0.3))):
-            scenery.draw_die(img, occ, rng, tuple(rng.uniform(0, 1, 2) * [w, h]), short * rng.uniform(0.03, 0.09))
+            scenery.draw_die(
+                img, occ, rng, tuple(rng.uniform(0, 1, 2) * [w, h]), short * rng.uniform(0.03, 0.09)
+            )
         ids[occ > 0] = -1
 
         img = degrade.random_degrade(img, rng, strength=rng.uniform(0.5, 1.2))
@@ -280,11 +189,13 @@ class SceneGenerator:
         return SceneCard(key, quad.astype(np.float32), min(visible, 1.0), cv_)
 
     @staticmethod
-    def _paste(img: np.ndarray, src: np.ndarray, alpha: np.ndarray, hom: np.ndarray) -> np.ndarray | None:
+    def _paste(img: np.ndarray, src: np.ndarray, alpha: np.ndarray, hom: np.ndarray) -> np.ndarray:
         """Warp `src` by `hom` onto `img`, blending by `alpha` (uint8); returns the warped alpha."""
         h, w = img.shape[:2]
         sh, sw = src.shape[:2]
-        corners = cv2.perspectiveTransform(np.float32([[[0, 0], [sw, 0], [sw, sh], [0, sh]]]), hom)[0]
+        corners = cv2.perspectiveTransform(
+            np.array([[[0, 0], [sw, 0], [sw, sh], [0, sh]]], np.float32), hom
+        )[0]
         x0, y0 = np.floor(corners.min(0)).astype(int).clip(0, [w, h])
         x1, y1 = np.ceil(corners.max(0)).astype(int).clip(0, [w, h])
         full = np.zeros((h, w), np.float32)
@@ -292,45 +203,91 @@ class SceneGenerator:
             return full
         shift = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64) @ hom
         size = (int(x1 - x0), int(y1 - y0))
-        warped = cv2.warpPerspective(src, shift, size, flags=cv2.INTER_AREA if sw > size[0] else cv2.INTER_LINEAR)
-        a = cv2.warpPerspective(alpha, shift, size, flags=cv2.INTER_LINEAR).astype(np.float32)[..., None] / 255
+        warped = cv2.warpPerspective(
+            src, shift, size, flags=cv2.INTER_AREA if sw > size[0] else cv2.INTER_LINEAR
+        )
+        a = (
+            cv2.warpPerspective(alpha, shift, size, flags=cv2.INTER_LINEAR).astype(np.float32)[
+                ..., None
+            ]
+            / 255
+        )
         roi = img[y0:y1, x0:x1].astype(np.float32)
         img[y0:y1, x0:x1] = (roi * (1 - a) + warped.astype(np.float32) * a).astype(np.uint8)
         full[y0:y1, x0:x1] = a[..., 0]
         return full
 
-    def _draw_card(self, img: np.ndarray, ids: np.ndarray, card: np.ndarray, quad: np.ndarray, k: int,
-                   rng: Rng, sleeve: bool) -> None:
-        cw, ch = CARD_PX
-        card = card.copy()
+    def _draw_card(
+        self,
+        img: np.ndarray,
+        ids: np.ndarray,
+        card: np.ndarray,
+        quad: np.ndarray,
+        k: int,
+        rng: Rng,
+        sleeve: bool,
+    ) -> None:
+        # Compose at about the size the card will have in the scene (never upscaled): 10x cheaper
+        # for small cards than working on the 448x626 catalog image.
+        side = float(np.linalg.norm(quad[3] - quad[0]))
+        s = min(1.0, 1.3 * side / CARD_PX[1])
+        cw, ch = max(16, round(CARD_PX[0] * s)), max(22, round(CARD_PX[1] * s))
+        card = cv2.resize(card, (cw, ch), interpolation=cv2.INTER_AREA) if s < 1 else card.copy()
         if rng.random() < 0.15:
             card = degrade.glare(card, rng)
         mask = scenery.rounded_mask(cw, ch, int(cw * rng.uniform(0.03, 0.05)))
-        kind = "sleeve" if sleeve or rng.random() < 0.3 else ("toploader" if rng.random() < 0.1 else "bare")
-        m = 0 if kind == "bare" else int(cw * (rng.uniform(0.012, 0.04) if kind == "sleeve" else rng.uniform(0.06, 0.1)))
+        kind = (
+            "sleeve"
+            if sleeve or rng.random() < 0.3
+            else ("toploader" if rng.random() < 0.1 else "bare")
+        )
+        m = (
+            0
+            if kind == "bare"
+            else int(
+                cw * (rng.uniform(0.012, 0.04) if kind == "sleeve" else rng.uniform(0.06, 0.1))
+            )
+        )
         canvas = np.empty((ch + 2 * m, cw + 2 * m, 3), np.uint8)
-        canvas[:] = rng.uniform(0, 255, 3) if kind == "sleeve" and rng.random() < 0.5 else rng.uniform(200, 255)
+        canvas[:] = (
+            rng.uniform(0, 255, 3)
+            if kind == "sleeve" and rng.random() < 0.5
+            else rng.uniform(200, 255)
+        )
         alpha = np.zeros(canvas.shape[:2], np.uint8)
         if kind == "sleeve":
             card = degrade.sleeve_tint(card, rng)
-            alpha[:] = scenery.rounded_mask(cw + 2 * m, ch + 2 * m, m + 2) // 255 * int(rng.uniform(60, 230))
+            alpha[:] = (
+                scenery.rounded_mask(cw + 2 * m, ch + 2 * m, m + 2)
+                // 255
+                * int(rng.uniform(60, 230))
+            )
         elif kind == "toploader":
             alpha[:] = int(rng.uniform(30, 90))
             cv2.rectangle(alpha, (0, 0), (cw + 2 * m - 1, ch + 2 * m - 1), 220, max(2, m // 6))
         canvas[m : m + ch, m : m + cw][mask > 0] = card[mask > 0]
         alpha[m : m + ch, m : m + cw] = np.maximum(alpha[m : m + ch, m : m + cw], mask)
-        src = np.float32([[m, m], [m + cw, m], [m + cw, m + ch], [m, m + ch]])
+        src = np.array([[m, m], [m + cw, m], [m + cw, m + ch], [m, m + ch]], np.float32)
         hom = cv2.getPerspectiveTransform(src, quad.astype(np.float32))
         if rng.random() < 0.5:  # drop shadow beneath the card
             off = rng.normal(0, 0.02, 2) * (polygon_area(quad) ** 0.5)
-            sh = np.zeros(ids.shape, np.float32)
-            cv2.fillConvexPoly(sh, (quad + off).astype(np.int32), 1.0)
-            sh = cv2.GaussianBlur(sh, (0, 0), max(1.0, 0.02 * polygon_area(quad) ** 0.5))[..., None]
-            img[:] = (img.astype(np.float32) * (1 - rng.uniform(0.2, 0.5) * sh)).astype(np.uint8)
+            sigma = max(1.0, 0.02 * polygon_area(quad) ** 0.5)
+            poly = quad + off
+            x0, y0 = np.floor(poly.min(0) - 3 * sigma).astype(int).clip(0)
+            x1, y1 = np.ceil(poly.max(0) + 3 * sigma).astype(int)
+            roi = img[y0:y1, x0:x1]
+            if roi.size:  # only the neighbourhood of the card: full-frame blurs are slow
+                mask = np.zeros(roi.shape[:2], np.float32)
+                cv2.fillConvexPoly(mask, (poly - [x0, y0]).astype(np.int32), 1.0)
+                blurred = cv2.GaussianBlur(mask, (0, 0), sigma)[..., None]
+                dark = 1 - rng.uniform(0.2, 0.5) * blurred
+                roi[:] = (roi.astype(np.float32) * dark).astype(np.uint8)
         self._paste(img, canvas, alpha, hom)
         card_alpha = np.zeros_like(alpha)
         card_alpha[m : m + ch, m : m + cw] = mask
-        own = cv2.warpPerspective(card_alpha, hom, (ids.shape[1], ids.shape[0]), flags=cv2.INTER_NEAREST)
+        own = cv2.warpPerspective(
+            card_alpha, hom, (ids.shape[1], ids.shape[0]), flags=cv2.INTER_NEAREST
+        )
         ids[own > 127] = k
 
     def _draw_distractor(self, img: np.ndarray, ids: np.ndarray, w: int, h: int, rng: Rng) -> None:
@@ -338,12 +295,16 @@ class SceneGenerator:
         oh, ow = obj.shape[:2]
         size = min(w, h) * rng.uniform(0.2, 0.6)
         q = card_quad(rng.uniform(0, w), rng.uniform(0, h), size, rng.uniform(0, 360), ow / oh)
-        hom = cv2.getPerspectiveTransform(np.float32([[0, 0], [ow, 0], [ow, oh], [0, oh]]), q)
+        hom = cv2.getPerspectiveTransform(
+            np.array([[0, 0], [ow, 0], [ow, oh], [0, oh]], np.float32), q
+        )
         a = self._paste(img, obj, mask, hom)
         ids[a > 0.5] = -1
 
-    def _draw_page(self, img: np.ndarray, ids: np.ndarray, quads: list[np.ndarray], rng: Rng) -> None:
-        """A binder page behind the pockets: a dark or coloured sheet a little larger than the grid."""
+    def _draw_page(
+        self, img: np.ndarray, ids: np.ndarray, quads: list[np.ndarray], rng: Rng
+    ) -> None:
+        """A binder page behind the pockets: a dark or coloured sheet larger than the grid."""
         pts = np.concatenate(quads)
         hull = cv2.convexHull(pts.astype(np.float32))
         centre = pts.mean(0)
@@ -352,7 +313,7 @@ class SceneGenerator:
 
 
 def yolo_pose_label(card: SceneCard, w: int, h: int) -> str | None:
-    """One ultralytics pose label line (class, box, 4 x (x, y, v)) normalised, or None if not labelled."""
+    """One ultralytics pose label line (class, box, 4 x (x, y, v)) normalised, or None."""
     if card.visible < TRAIN_MIN_VISIBLE:
         return None
     q = card.quad
@@ -361,14 +322,15 @@ def yolo_pose_label(card: SceneCard, w: int, h: int) -> str | None:
     if x1 - x0 < 4 or y1 - y0 < 4:
         return None
     parts = [0, (x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h]
-    for (x, y), v in zip(q, card.corner_vis):
+    for (x, y), v in zip(q, card.corner_vis, strict=True):
         # Out-of-frame corners: v=0 (no loss), coordinates clipped because the loader rejects > 1.
         parts += [min(max(x / w, 0.0), 1.0), min(max(y / h, 0.0), 1.0), int(v)]
     return " ".join(f"{p:.6f}" if isinstance(p, float) else str(p) for p in parts)
 
 
-def write_pose_dataset(out: Path, cards: list[CatalogCard], *, n_train: int, n_val: int, seed: int = 0,
-                       size: int = 640) -> Path:
+def write_pose_dataset(
+    out: Path, cards: list[CatalogCard], *, n_train: int, n_val: int, seed: int = 0, size: int = 640
+) -> Path:
     """Write an ultralytics pose dataset (images/, labels/, data.yaml); existing scenes are kept."""
     gen = SceneGenerator(cards, size)
     for split, n, base in (("train", n_train, seed), ("val", n_val, seed + 5_000_000)):
@@ -392,9 +354,10 @@ def write_pose_dataset(out: Path, cards: list[CatalogCard], *, n_train: int, n_v
     return yaml
 
 
-def write_test_set(out: Path, cards: list[CatalogCard], *, n: int, seed: int = 10_000_000,
-                   size: int = 1280) -> Path:
-    """Write scenes for evaluation: images/, scenes.jsonl (quads, keys, visibility) and labels.csv."""
+def write_test_set(
+    out: Path, cards: list[CatalogCard], *, n: int, seed: int = 10_000_000, size: int = 1280
+) -> Path:
+    """Write evaluation scenes: images/, scenes.jsonl (quads, keys, visibility), labels.csv."""
     gen = SceneGenerator(cards, size)
     (out / "images").mkdir(parents=True, exist_ok=True)
     records, rows = [], []
@@ -403,14 +366,36 @@ def write_test_set(out: Path, cards: list[CatalogCard], *, n: int, seed: int = 1
         name = f"images/{i:05d}.jpg"
         cv2.imwrite(str(out / name), scene.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
         h, w = scene.image.shape[:2]
-        records.append({
-            "photo": name, "seed": scene.seed, "layout": scene.layout, "width": w, "height": h,
-            "cards": [{"card_key": c.card_key, "quad": np.round(c.quad, 2).tolist(), "visible": round(c.visible, 3),
-                       "should_detect": c.should_detect} for c in scene.cards],
-        })
+        records.append(
+            {
+                "photo": name,
+                "seed": scene.seed,
+                "layout": scene.layout,
+                "width": w,
+                "height": h,
+                "cards": [
+                    {
+                        "card_key": c.card_key,
+                        "quad": np.round(c.quad, 2).tolist(),
+                        "visible": round(c.visible, 3),
+                        "should_detect": c.should_detect,
+                    }
+                    for c in scene.cards
+                ],
+            }
+        )
         shown = [c.card_key for c in scene.cards if c.should_detect]
         exact = int(not any(c.ignored for c in scene.cards))
-        rows.append([name, len(shown), exact, ";".join(shown), "synthetic", f"seed {scene.seed}, {scene.layout}"])
+        rows.append(
+            [
+                name,
+                len(shown),
+                exact,
+                ";".join(shown),
+                "synthetic",
+                f"seed {scene.seed}, {scene.layout}",
+            ]
+        )
     with (out / "scenes.jsonl").open("w") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
     with (out / "labels.csv").open("w", newline="") as f:

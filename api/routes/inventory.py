@@ -7,16 +7,18 @@ from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.auth import current_user
 from api.errors import error_responses
 from api.exports import FORMATS, ExportFormat, render
-from db import audit
+from db import audit, scans
 from db import inventory as inventory_db
+from db import prices as prices_db
 from db.inventory import Condition, ScanConfirmItem
 from db.pool import connection
+from db.scans import ScanStatus
 from db.users import UserRow
 from vision.errors import ConflictError, NotFoundError
 
@@ -132,6 +134,13 @@ class GameValue(BaseModel):
     value: Decimal
 
 
+class ValueSnapshot(BaseModel):
+    snapshot_date: date
+    total_value: Decimal
+    total_cards: int
+    unique_cards: int
+
+
 class InventoryValue(BaseModel):
     currency: str
     total_value: Decimal
@@ -139,22 +148,19 @@ class InventoryValue(BaseModel):
     unvalued_cards: int
     by_game: list[GameValue]
     by_set: list[SetValue]
+    history: list[ValueSnapshot]
 
 
 @router.post("/v1/scans/{scan_id}/confirm", response_model=ScanConfirmed,
-             responses=error_responses(401, 404, 409, 422))
+             responses=error_responses(400, 401, 404, 409, 422))
 def confirm_scan(scan_id: UUID, body: ScanConfirm, user: User) -> ScanConfirmed:
     """Save this scan's cards into your inventory; repeating it never doubles a quantity."""
     with connection() as conn, conn.transaction():
-        scan = conn.execute(
-            "SELECT id, status FROM scans WHERE id = %(id)s AND user_id = %(u)s "
-            "AND deleted_at IS NULL FOR UPDATE",
-            {"id": scan_id, "u": user.id},
-        ).fetchone()
+        scan = scans.get_scan(conn, scan_id=scan_id, user_id=user.id)
         if scan is None:
             raise NotFoundError(f"scan {scan_id} not found")
-        if scan["status"] != "completed":
-            raise ConflictError(f"scan {scan_id} is {scan['status']}, not completed")
+        if scan.status != ScanStatus.COMPLETED:
+            raise ConflictError(f"scan {scan_id} is {scan.status}, not completed")
         items = None if body.cards is None else [
             ScanConfirmItem(c.card_index, c.condition, c.quantity) for c in body.cards
         ]
@@ -166,7 +172,9 @@ def confirm_scan(scan_id: UUID, body: ScanConfirm, user: User) -> ScanConfirmed:
             audit.record(conn, actor_user_id=user.id, action="inventory.confirm_scan",
                          entity_type="scan", entity_id=scan_id,
                          after={"saved": result.saved, "skipped": result.skipped})
-    return ScanConfirmed(scan_id=scan_id, saved=result.saved, skipped=result.skipped)
+    return ScanConfirmed.model_validate(
+        {"scan_id": scan_id, "saved": result.saved, "skipped": result.skipped}
+    )
 
 
 @router.get("/v1/inventory", response_model=InventoryList, responses=error_responses(401))
@@ -174,20 +182,24 @@ def list_inventory(
     user: User,
     game: str | None = None,
     set_code: Annotated[str | None, Query(alias="set")] = None,
-    condition: Condition | None = None,
+    condition: Annotated[str | None, Query(description="near_mint, NM, Lightly Played…")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> InventoryList:
     """Your live entries, newest first; filter by game, set code and condition."""
+    try:
+        wanted = Condition.parse(condition) if condition else None
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
     with connection() as conn:
         rows = inventory_db.list_entries(conn, user_id=user.id, game=game, set_code=set_code,
-                                         condition=condition, limit=limit, offset=offset)
+                                         condition=wanted, limit=limit, offset=offset)
     return InventoryList(items=[InventoryEntryPublic.model_validate(r) for r in rows],
                          limit=limit, offset=offset)
 
 
 @router.patch("/v1/inventory/{entry_id}", response_model=InventoryEntryPublic,
-              responses=error_responses(401, 404, 422))
+              responses=error_responses(400, 401, 404, 422))
 def update_entry(entry_id: UUID, body: InventoryEntryUpdate, user: User) -> InventoryEntryPublic:
     """Change quantity, condition, notes, location or purchase details of one entry."""
     changes = body.model_dump(exclude_unset=True)
@@ -221,9 +233,10 @@ def delete_entry(entry_id: UUID, user: User) -> Response:
 @router.get("/v1/inventory/value", response_model=InventoryValue,
             responses=error_responses(401))
 def inventory_value(user: User) -> InventoryValue:
-    """What your inventory is worth at the last valuation, per game and per set."""
+    """What your inventory is worth at the last valuation, per game and set, and its history."""
     with connection() as conn:
         sets = inventory_db.totals(conn, user_id=user.id)
+        history = prices_db.snapshots(conn, user_id=user.id)
     games: dict[str, GameValue] = {}
     for s in sets:
         g = games.setdefault(s.game, GameValue(game=s.game, cards=0, value=Decimal("0.00")))
@@ -235,6 +248,7 @@ def inventory_value(user: User) -> InventoryValue:
         unvalued_cards=sum(s.unvalued_cards for s in sets),
         by_game=sorted(games.values(), key=lambda g: -g.value),
         by_set=[SetValue(**s.__dict__) for s in sets],
+        history=[ValueSnapshot.model_validate(h) for h in history],
     )
 
 

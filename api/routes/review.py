@@ -129,7 +129,7 @@ def next_card(request: Request, annotator: Annotator) -> ReviewCardPublic | Resp
 
 
 @router.post("/v1/scan-cards/{scan_card_id}/confirm", response_model=ReviewDecision,
-             responses=error_responses(401, 403, 404, 409, 422))
+             responses=error_responses(400, 401, 403, 404, 409, 422))
 def confirm_card(scan_card_id: UUID, body: ReviewConfirm, annotator: Annotator) -> ReviewDecision:
     """Confirm the top candidate, or correct the card to any catalog printing."""
     with _decision_errors(), connection() as conn, conn.transaction():
@@ -142,7 +142,7 @@ def confirm_card(scan_card_id: UUID, body: ReviewConfirm, annotator: Annotator) 
 
 
 @router.post("/v1/scan-cards/{scan_card_id}/reject", response_model=ReviewDecision,
-             responses=error_responses(401, 403, 404, 409))
+             responses=error_responses(400, 401, 403, 404, 409, 422))
 def reject_card(
     scan_card_id: UUID, annotator: Annotator, body: ReviewReject | None = None
 ) -> ReviewDecision:
@@ -168,10 +168,9 @@ def scan_card_crop(scan_card_id: UUID, user: User) -> Response:
     """The straightened crop of one scanned card: for its owner and for annotators."""
     with connection() as conn:
         card = review.get_scan_card(conn, scan_card_id=scan_card_id)
-    allowed = card is not None and (
+    if card is None or not card.crop_key or not (
         str(card.owner_id) == str(user.id) or user.has_role(Role.ANNOTATOR)
-    )
-    if not allowed or not card.crop_key:
+    ):
         raise NotFoundError(f"scan card {scan_card_id} has no crop")
     return Response(open_storage().get(card.crop_key), media_type="image/jpeg",
                     headers={"Cache-Control": "private, max-age=3600"})

@@ -27,6 +27,7 @@ CONDITION_LABELS = {
 
 @router.get("/review", response_class=HTMLResponse)
 def review_page(request: Request) -> HTMLResponse:
+    """The annotator page (it asks for the token itself)."""
     return templates.TemplateResponse(
         request, "review.html", {"conditions": CONDITION_LABELS, "max_candidates": 5}
     )
@@ -34,9 +35,11 @@ def review_page(request: Request) -> HTMLResponse:
 
 @router.get("/review/review.js")
 def review_script() -> FileResponse:
+    """The page's script."""
     return FileResponse(HERE / "static" / "review.js", media_type="text/javascript")
 
 
 @router.get("/review/review.css")
 def review_style() -> FileResponse:
+    """The page's style sheet."""
     return FileResponse(HERE / "static" / "review.css", media_type="text/css")

@@ -80,7 +80,7 @@ def _card(request: Request, scan_id: UUID, card: ScanCardRow) -> ScanCardPublic:
         200: {"model": ScanAccepted, "description": "These bytes (or this Idempotency-Key) "
                                                     "were already uploaded: the existing scan"},
         202: {"description": "Stored and queued"},
-        **error_responses(401, 409, 413, 415, 422, 503),
+        **error_responses(400, 401, 409, 413, 415, 422, 503),
     },
 )
 def create_scan(

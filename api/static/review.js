@@ -23,7 +23,9 @@ async function api(path, options = {}) {
   }
   if (!response.ok && response.status !== 204) {
     const body = await response.json().catch(() => ({}));
-    throw new Error(body.detail || `HTTP ${response.status}`);
+    const error = new Error(body.detail || `HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
   }
   return response;
 }
@@ -124,7 +126,10 @@ async function act(label, fn) {
     setStatus(label);
     await loadNext();
   } catch (err) {
-    if (err.message !== "unauthorized") setStatus(`Failed: ${err.message}`);
+    if (err.message === "unauthorized") return;
+    setStatus(`Failed: ${err.message}`);
+    // Decided or taken by someone else meanwhile (an expired lease): move on to the next card.
+    if (err.status === 404 || err.status === 409) await loadNext().catch(() => {});
   } finally {
     state.busy = false;
   }

@@ -9,7 +9,6 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-
 # Public on purpose: catalog reference images are public data (api/routes/cards.py).
 PUBLIC = {("GET", "/v1/cards/{card_key}/image")}
 

@@ -15,7 +15,8 @@ from tests.scan_rows import make_scan, make_user
 
 
 def test_one_wild_price_is_rejected_and_the_median_is_of_the_rest():
-    # median 12.5; |x - 12.5| = 2.5 1.5 .5 .5 1.5 87.5 → MAD 1.5; cut 3·1.4826·1.5 = 6.67
+    # ln: 2.303 2.398 2.485 2.565 2.639 4.605, median 2.525; deviations .222 .127 .040 .040
+    # .114 2.080 → MAD (.114 + .127) / 2 = .121; cut 3 · 1.4826 · .121 = .536: only 100 goes
     stats = price_stats([10, 11, 12, 13, 14, 100])
     assert stats.outliers_rejected == 1 and stats.sample_size == 5
     assert stats.fmv == 12
@@ -43,15 +44,24 @@ def test_twenty_prices_interval_uses_the_binomial_tail():
 
 
 def test_zero_mad_falls_back_to_mean_absolute_deviation():
-    # over half equal: MAD 0; mean |x - 10| = 41/6, cut 3·1.2533·6.83 = 25.7 → 50 goes, 11 stays
+    # over half equal: MAD 0; mean |ln x − ln 10| = (.095 + 1.609) / 6 = .284,
+    # cut 3 · 1.2533 · .284 = 1.068 → 50 (1.609) goes, 11 (.095) stays
     kept, rejected = reject_outliers([10, 10, 10, 10, 11, 50])
     assert kept == [10, 10, 10, 10, 11] and rejected == [50]
     assert price_stats([7, 7, 7]).fmv == 7 and price_stats([7, 7, 7]).outliers_rejected == 0
 
 
 def test_a_low_outlier_is_rejected_too():
+    # ln median 3.113; deviations of 20…26 ≤ .145, of 0.5 3.806; MAD .087 → cut .387
     stats = price_stats([20, 21, 22, 23, 24, 25, 26, 0.5])
     assert stats.outliers_rejected == 1 and stats.fmv == 23 and stats.min_price == 20
+
+
+def test_a_cent_or_two_on_a_cheap_card_is_not_an_outlier():
+    # MAD 0 and mean deviation .051 would cut at .19 < ln(.10/.08) = .22; the two-cent floor
+    # ln(1 + .02/.08) = .223 per unit of scale keeps the cut at .67
+    assert price_stats([0.08] * 5 + [0.10, 0.07]).outliers_rejected == 0
+    assert price_stats([0.08] * 5 + [0.10, 0.07, 0.90]).outliers_rejected == 1
 
 
 def test_no_prices_no_value():

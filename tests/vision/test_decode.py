@@ -1,4 +1,4 @@
-"""Decoding: sniffing from bytes, pixel budget before decoding, orientation, colour modes, hostile bytes."""
+"""Decoding: sniffing, pixel budget before decoding, orientation, colour modes, hostile bytes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import pytest
 from PIL import Image
 
 from vision.decode import decode_image, sniff_image
-from vision.errors import DecodeError, EmptyUploadError, ImageTooLargeError, ScanError, UnsupportedMediaError
+from vision.errors import (
+    DecodeError,
+    EmptyUploadError,
+    ImageTooLargeError,
+    ScanError,
+    UnsupportedMediaError,
+)
 
 
 def _encode(img: Image.Image, fmt: str, **kw) -> bytes:  # noqa: ANN003
@@ -27,8 +33,10 @@ def _left_white(w: int = 40, h: int = 20) -> Image.Image:
     return Image.fromarray(a)
 
 
-@pytest.mark.parametrize("fmt,media", [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp"),
-                                       ("HEIF", "image/heic")])
+@pytest.mark.parametrize(
+    "fmt,media",
+    [("JPEG", "image/jpeg"), ("PNG", "image/png"), ("WEBP", "image/webp"), ("HEIF", "image/heic")],
+)
 def test_sniff_and_decode_each_format(fmt: str, media: str) -> None:
     if fmt == "HEIF":
         from pillow_heif import register_heif_opener
@@ -71,7 +79,9 @@ def _png_bomb(width: int, height: int) -> bytes:
     """A few hundred bytes that claim width x height pixels (a zlib stream of zeros)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 100_000, 9)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
 
 
 def test_pixel_bomb_is_refused_from_the_header() -> None:
@@ -131,8 +141,11 @@ def test_jpeg_with_trailing_bytes_still_decodes() -> None:
 def test_corrupted_bytes_raise_only_scan_errors() -> None:
     rng = np.random.default_rng(1)
     ok, buf = cv2.imencode(".jpg", rng.integers(0, 255, (48, 48, 3), dtype=np.uint8))
-    sources = [buf.tobytes(), _encode(Image.new("RGB", (48, 48), (1, 2, 3)), "PNG"),
-               _encode(Image.new("RGB", (48, 48), (1, 2, 3)), "WEBP")]
+    sources = [
+        buf.tobytes(),
+        _encode(Image.new("RGB", (48, 48), (1, 2, 3)), "PNG"),
+        _encode(Image.new("RGB", (48, 48), (1, 2, 3)), "WEBP"),
+    ]
     for src in sources:
         for _ in range(60):
             data = bytearray(src)

@@ -1,0 +1,353 @@
+"""Matcher: card crops -> the exact printing with a calibrated confidence, or an honest "not sure".
+
+Embedding shortlist (FAISS top-k) -> local-feature verification (ORB + RANSAC homography inliers
+against the candidates' reference images) -> text evidence (title, collector number) -> one
+logistic model over those features per candidate (fitted on synthetic crops kept apart) -> decision.
+Hard gates keep two failures out of auto-accept whatever the score: printings that share a name
+(reprints, borderless / showcase / extended versions) without printed or clear visual evidence,
+and crops whose title reads as some other name.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from models.embedder import CardEmbedder
+from models.index import CatalogEntry, CatalogIndex, Hit
+from models.reader import TextReader, TextReading
+from models.settings import settings
+from vision.errors import ModelNotReadyError
+
+CROP_HW = (626, 448)
+VERIFY_TOP = 3  # candidates verified by homography; ~2 ms each
+MAX_SIBLINGS = 4  # same-name printings also verified when the best candidate has them
+MIN_INLIERS = 15  # below this the homography is noise, never an auto-accept
+FEATURES = ("cos", "cos_gap", "inliers", "inlier_gap", "name", "number", "siblings")
+
+
+class Decision(StrEnum):
+    AUTO_ACCEPTED = "auto_accepted"
+    NEEDS_REVIEW = "needs_review"
+    NO_MATCH = "no_match"
+
+
+@dataclass
+class Match:
+    card_key: str | None
+    confidence: float
+    decision: Decision
+    candidates: list[dict] = field(default_factory=list)
+    evidence: dict = field(default_factory=dict)
+    name: str | None = None
+    set_code: str | None = None
+    number: str | None = None
+
+
+@dataclass
+class Calibration:
+    """Logistic model P(candidate is the card | FEATURES); `fitted` False disables auto-accept."""
+
+    weights: list[float]
+    bias: float
+    fitted: bool = False
+    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def default(cls) -> Calibration:
+        return cls([4.0, 8.0, 2.0, 2.0, 3.0, 2.0, -1.0], -9.0, fitted=False)
+
+    @classmethod
+    def read(cls, path: Path) -> Calibration:
+        d = json.loads(path.read_text())
+        return cls(d["weights"], d["bias"], d.get("fitted", True), d.get("info", {}))
+
+    def write(self, path: Path) -> None:
+        d = {
+            "features": FEATURES,
+            "weights": self.weights,
+            "bias": self.bias,
+            "fitted": self.fitted,
+            "info": self.info,
+        }
+        path.write_text(json.dumps(d, indent=1), encoding="utf-8")
+
+    def prob(self, x: np.ndarray) -> np.ndarray:
+        """(N, F) features -> (N,) probabilities."""
+        return 1.0 / (1.0 + np.exp(-(x @ np.asarray(self.weights) + self.bias)))
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50) -> Calibration:
+        """Newton / IRLS logistic regression with a small ridge (no sklearn in the runtime)."""
+        a = np.hstack([x, np.ones((len(x), 1))])
+        w = np.zeros(a.shape[1])
+        for _ in range(iters):
+            p = 1.0 / (1.0 + np.exp(-(a @ w)))
+            grad = a.T @ (p - y) + l2 * np.r_[w[:-1], 0]
+            hess = (a * (p * (1 - p))[:, None]).T @ a + l2 * np.eye(len(w))
+            step = np.linalg.solve(hess, grad)
+            w -= step
+            if np.abs(step).max() < 1e-8:
+                break
+        return cls([float(v) for v in w[:-1]], float(w[-1]), fitted=True)
+
+
+def calibration_path(embedder: CardEmbedder) -> Path:
+    """Calibration parameters live beside the embedder they were fitted for."""
+    return embedder.path.with_suffix(".calibration.json")
+
+
+def orb_features(img: np.ndarray, orb: cv2.ORB) -> tuple[np.ndarray, np.ndarray | None]:
+    """BGR (626, 448, 3) -> keypoint coordinates (K, 2) float32 and ORB descriptors (K, 32)."""
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
+    kps, desc = orb.detectAndCompute(gray, None)
+    return np.float32([k.pt for k in kps]).reshape(-1, 2), desc
+
+
+def homography_inliers(q: tuple, r: tuple, matcher: cv2.BFMatcher) -> int:
+    """RANSAC homography inliers among ratio-tested ORB matches (0 when too few to fit)."""
+    (qp, qd), (rp, rd) = q, r
+    if qd is None or rd is None or len(qd) < 8 or len(rd) < 8:
+        return 0
+    pairs = matcher.knnMatch(qd, rd, k=2)
+    good = [m for m, *n in pairs if n and m.distance < 0.8 * n[0].distance]
+    if len(good) < 8:
+        return 0
+    src = qp[[m.queryIdx for m in good]]
+    dst = rp[[m.trainIdx for m in good]]
+    _, mask = cv2.findHomography(src, dst, cv2.RANSAC, 6.0)
+    return int(mask.sum()) if mask is not None else 0
+
+
+def read_reference(entry: CatalogEntry) -> np.ndarray:
+    img = cv2.imread(entry.image, cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(entry.image)
+    return img
+
+
+class Matcher:
+    """Embedder + index + reader fused into one decision per crop; one instance per process."""
+
+    def __init__(
+        self,
+        embedder: CardEmbedder | None = None,
+        index: CatalogIndex | None = None,
+        reader: TextReader | None = None,
+        calibration: Calibration | None = None,
+        reference_loader: Callable[[CatalogEntry], np.ndarray] = read_reference,
+    ) -> None:
+        self._default_embedder = embedder is None
+        self.embedder = embedder or CardEmbedder()
+        self.index = index or CatalogIndex()
+        self.reader = reader or TextReader()
+        self.calibration = calibration
+        self.reference_loader = reference_loader
+        self._orb = cv2.ORB_create(nfeatures=500)
+        self._bf = cv2.BFMatcher(cv2.NORM_HAMMING)
+        self._ref_cache: dict[str, tuple] = {}
+        self.timings_ms: dict[str, float] = {}
+
+    def load(self) -> None:
+        self.index.load()
+        built_with = self.index.meta.get("embedder")
+        if self._default_embedder and built_with and built_with != self.embedder.version:
+            # Use the embedder the index was built with, when it is committed.
+            path = settings.model_dir / "embedder" / f"{built_with}.onnx"
+            if path.exists():
+                self.embedder = CardEmbedder(path)
+        if built_with and built_with != self.embedder.version:
+            raise ModelNotReadyError(
+                f"index {self.index.version} was built with {built_with}, the embedder is "
+                f"{self.embedder.version}: run `cardscan index build`"
+            )
+        self.embedder.load()
+        self.reader.load()
+        if self.calibration is None:
+            path = calibration_path(self.embedder)
+            self.calibration = Calibration.read(path) if path.exists() else Calibration.default()
+
+    def warmup(self) -> None:
+        self.load()
+        self.embedder.warmup()
+        self.reader.warmup()
+        self.predict([np.full((*CROP_HW, 3), 128, np.uint8)])
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {"embedder": self.embedder.version, "index": self.index.version}
+
+    def _reference(self, entry: CatalogEntry) -> tuple:
+        feats = self._ref_cache.get(entry.card_key)
+        if feats is None:
+            img = self.reference_loader(entry)
+            if img.shape[:2] != CROP_HW:
+                img = cv2.resize(img, CROP_HW[::-1], interpolation=cv2.INTER_AREA)
+            feats = orb_features(img, self._orb)
+            if len(self._ref_cache) > 20_000:
+                self._ref_cache.clear()
+            self._ref_cache[entry.card_key] = feats
+        return feats
+
+    def predict(self, crops: list[np.ndarray]) -> list[Match]:
+        """All crops of a photo in one embedder batch; per-stage times in `timings_ms`."""
+        self.load()
+        t = {"embed": 0.0, "search": 0.0, "text": 0.0, "verify": 0.0}
+        if not crops:
+            self.timings_ms = t
+            return []
+        t0 = time.perf_counter()
+        vectors = self.embedder.predict(crops)
+        t1 = time.perf_counter()
+        shortlists = self.index.search(vectors, settings.top_k)
+        t["embed"], t["search"] = (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
+        matches = [self._match(crop, hits, t) for crop, hits in zip(crops, shortlists, strict=True)]
+        self.timings_ms = {k: round(v, 2) for k, v in t.items()}
+        return matches
+
+    def evidence_table(
+        self,
+        crop: np.ndarray,
+        hits: list[Hit],
+        t: dict | None = None,
+    ) -> tuple[list[CatalogEntry], np.ndarray, dict]:
+        """Candidates (shortlist + same-name printings of the best) and their (C, F) features."""
+        t = t if t is not None else {"text": 0.0, "verify": 0.0}
+        cands = [h.entry for h in hits]
+        cos = {h.entry.card_key: h.score for h in hits}
+        top = cands[0]
+        siblings = [e for e in self.index.same_name(top.name) if e.card_key != top.card_key]
+        for e in siblings[:MAX_SIBLINGS]:
+            if e.card_key not in cos:
+                cands.append(e)
+                cos[e.card_key] = 0.0  # outside the shortlist: no embedding support
+        t0 = time.perf_counter()
+        q = orb_features(crop, self._orb)
+        verify = {e.card_key for e in cands[:VERIFY_TOP]} | {
+            e.card_key for e in siblings[:MAX_SIBLINGS]
+        }
+        inliers = {
+            e.card_key: homography_inliers(q, self._reference(e), self._bf)
+            if e.card_key in verify
+            else 0
+            for e in cands
+        }
+        t1 = time.perf_counter()
+        # Numbers are read only where they decide something: printings that share a name.
+        reading = self.reader.predict(crop, top.game, numbers=bool(siblings))
+        t["verify"] += (t1 - t0) * 1000
+        t["text"] += (time.perf_counter() - t1) * 1000
+        feats = features(cands, cos, inliers, reading)
+        info = {
+            "title_read": reading.title,
+            "title_conf": round(reading.title_conf, 3),
+            "numbers_read": reading.numbers,
+            "siblings": [e.card_key for e in siblings],
+            "inliers": {k: v for k, v in inliers.items() if k in verify},
+        }
+        return cands, feats, info
+
+    def _match(self, crop: np.ndarray, hits: list[Hit], t: dict) -> Match:
+        if not hits:
+            return Match(None, 0.0, Decision.NO_MATCH, evidence={"reason": "empty index"})
+        cands, feats, info = self.evidence_table(crop, hits, t)
+        probs = self.calibration.prob(feats)
+        order = np.argsort(-probs, kind="stable")
+        best = cands[order[0]]
+        conf = float(probs[order[0]])
+        f = dict(zip(FEATURES, feats[order[0]].tolist(), strict=True))
+        gates = gate_reasons(best, f, cands, feats, self.calibration)
+        if conf >= settings.auto_accept_threshold and not gates:
+            decision = Decision.AUTO_ACCEPTED
+        elif conf >= settings.review_threshold:
+            decision = Decision.NEEDS_REVIEW
+        else:
+            decision = Decision.NO_MATCH
+        candidates = [
+            {
+                "card_key": cands[i].card_key,
+                "score": round(float(probs[i]), 4),
+                "name": cands[i].name,
+                "set_code": cands[i].set_code,
+                "number": cands[i].number,
+            }
+            for i in order[: settings.top_k]
+        ]
+        evidence = info | {
+            "features": {k: round(v, 4) for k, v in f.items()},
+            "gates": gates,
+            "cosine": round(float(hits[0].score), 4),
+        }
+        identified = decision != Decision.NO_MATCH
+        return Match(
+            best.card_key if identified else None,
+            round(conf, 4),
+            decision,
+            candidates,
+            evidence,
+            best.name if identified else None,
+            best.set_code if identified else None,
+            best.number if identified else None,
+        )
+
+
+def features(
+    cands: list[CatalogEntry], cos: dict[str, float], inliers: dict[str, int], reading: TextReading
+) -> np.ndarray:
+    """(C, F) per-candidate evidence, each column relative to the other candidates where useful."""
+    c = np.array([cos[e.card_key] for e in cands], np.float64)
+    li = np.log1p([inliers[e.card_key] for e in cands]) / 4.0  # ~1.0 at 50 inliers
+    out = np.zeros((len(cands), len(FEATURES)))
+    names = [e.name.casefold() for e in cands]
+    for i, e in enumerate(cands):
+        # Gaps against the best candidate of another name: sibling printings share the art,
+        # so they should not cancel each other's evidence here (the number column splits them).
+        other = [j for j in range(len(cands)) if names[j] != names[i]]
+        same = [j for j in range(len(cands)) if j != i and names[j] == names[i]]
+        out[i, 0] = c[i]
+        out[i, 1] = c[i] - max((c[j] for j in other), default=0.0)
+        out[i, 2] = li[i]
+        out[i, 3] = li[i] - max((li[j] for j in other), default=0.0)
+        out[i, 4] = reading.name_score(e.name)
+        has = reading.has_number(e.number) if e.number else None
+        out[i, 5] = 0.0 if has is None else (1.0 if has else -1.0)
+        out[i, 6] = 1.0 if same else 0.0
+    return out
+
+
+def gate_reasons(
+    best: CatalogEntry,
+    f: dict,
+    cands: list[CatalogEntry],
+    feats: np.ndarray,
+    calibration: Calibration,
+) -> list[str]:
+    """Why the best candidate may not be auto-accepted whatever its score (empty: it may)."""
+    reasons = []
+    if not calibration.fitted:
+        reasons.append("uncalibrated")
+    if f["inliers"] < np.log1p(MIN_INLIERS) / 4.0:
+        reasons.append("weak_geometry")
+    if f["name"] and f["name"] < 0.6:
+        reasons.append("title_mismatch")
+    if f["number"] < 0:
+        reasons.append("number_mismatch")
+    if f["siblings"]:
+        sib = [
+            i
+            for i, e in enumerate(cands)
+            if e.name.casefold() == best.name.casefold() and e.card_key != best.card_key
+        ]
+        best_sib = max(feats[i, 2] for i in sib)
+        # Printed number settles it; otherwise the homography must clearly prefer this frame.
+        visual = np.expm1(f["inliers"] * 4) >= 2 * np.expm1(best_sib * 4) + 10
+        if f["number"] <= 0 and not visual:
+            reasons.append("sibling_printing")
+    return reasons

@@ -1,0 +1,108 @@
+"""Card detector: output decoding with a fake ONNX session; the committed model on a scene."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.detector import CardDetector, letterbox, quad_nms
+from vision import geometry
+from vision.synth import SceneGenerator, load_catalog, split_catalog
+
+MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "detector"
+
+
+class FakeSession:
+    """Returns fixed rows (N, 17) in letterbox pixels, as the exported model does, transposed."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+        self.inputs = []
+
+    def run(self, _outputs, feeds: dict) -> list[np.ndarray]:  # noqa: ANN001
+        self.inputs.append(next(iter(feeds.values())))
+        return [self.rows.T[None].astype(np.float32)]
+
+
+def _row(quad: np.ndarray, score: float) -> np.ndarray:
+    lo, hi = quad.min(0), quad.max(0)
+    return np.concatenate(
+        [(lo + hi) / 2, hi - lo, [score], np.concatenate([quad, np.ones((4, 1))], 1).ravel()]
+    )
+
+
+def _fake_detector(rows: np.ndarray, imgsz: int = 320) -> CardDetector:
+    det = CardDetector(Path("fake.onnx"), refine=False)
+    det._session, det._input, det.imgsz, det._loaded = FakeSession(rows), "images", imgsz, True
+    return det
+
+
+def test_letterbox_keeps_aspect_and_pads_grey() -> None:
+    canvas, scale, pad = letterbox(np.zeros((300, 600, 3), np.uint8), 320)
+    assert canvas.shape == (320, 320, 3)
+    assert scale == pytest.approx(320 / 600) and pad == (0.0, 80.0)
+    assert canvas[10, 160].tolist() == [114, 114, 114] and canvas[160, 160].tolist() == [0, 0, 0]
+
+
+def test_corners_map_back_to_photo_pixels() -> None:
+    photo_quad = np.float32([[400, 300], [700, 320], [680, 760], [380, 740]])
+    image = np.zeros((1000, 1600, 3), np.uint8)
+    scale, pad = 320 / 1600, (0.0, 60.0)
+    rows = np.stack([_row(photo_quad * scale + pad, 0.9)])
+    dets = _fake_detector(rows).predict(image)
+    assert len(dets) == 1 and dets[0].score == pytest.approx(0.9)
+    np.testing.assert_allclose(dets[0].quad, photo_quad, atol=0.01)
+
+
+def test_input_is_rgb_scaled_nchw() -> None:
+    det = _fake_detector(np.zeros((0, 17)))
+    image = np.zeros((320, 320, 3), np.uint8)
+    image[..., 2] = 255  # red in BGR
+    assert det.predict(image) == []
+    blob = det._session.inputs[0]
+    assert blob.shape == (1, 3, 320, 320) and blob.dtype == np.float32
+    assert blob[0, 0].max() == pytest.approx(1.0) and blob[0, 2].max() == 0.0
+
+
+def test_low_scores_and_duplicates_are_dropped() -> None:
+    q = np.float32([[100, 100], [160, 100], [160, 184], [100, 184]])
+    rows = np.stack([_row(q, 0.9), _row(q + 1, 0.8), _row(q + 120, 0.7), _row(q + 200, 0.1)])
+    dets = _fake_detector(rows).predict(np.zeros((320, 320, 3), np.uint8))
+    assert [round(d.score, 1) for d in dets] == [0.9, 0.7]
+
+
+def test_quad_nms_keeps_overlapping_cards_at_different_angles() -> None:
+    a = np.float32([[100, 100], [163, 100], [163, 188], [100, 188]])
+    centre = a.mean(0)
+    rot = np.array([[np.cos(0.5), -np.sin(0.5)], [np.sin(0.5), np.cos(0.5)]], np.float32)
+    b = (
+        (a - centre) @ rot.T + centre + [25, 0]
+    )  # a fanned card: big box overlap, small quad overlap
+    quads = np.stack([a, b])
+    boxes = np.concatenate([quads.min(1), quads.max(1)], 1)
+    assert geometry.quad_iou(a, b) < 0.5
+    assert quad_nms(quads, boxes, np.array([0.9, 0.8]), 0.5, 10) == [0, 1]
+
+
+def test_upside_down_prediction_keeps_its_order() -> None:
+    q = np.float32([[160, 184], [100, 184], [100, 100], [160, 100]])  # TL at the bottom right
+    dets = _fake_detector(np.stack([_row(q, 0.9)])).predict(np.zeros((320, 320, 3), np.uint8))
+    np.testing.assert_allclose(dets[0].quad, q, atol=0.01)
+
+
+@pytest.mark.skipif(not list(MODEL_DIR.glob("*.onnx")), reason="no committed detector model yet")
+def test_committed_model_finds_the_cards_of_a_synthetic_scene() -> None:
+    _, held = split_catalog(load_catalog())
+    gen = SceneGenerator(held, 960)
+    det = CardDetector()
+    det.warmup()
+    found = total = 0
+    for seed in (11, 12, 13):
+        scene = gen.generate(seed, layout="grid")
+        truth = [c.quad for c in scene.cards if c.should_detect]
+        dets = det.predict(scene.image)
+        found += len(geometry.match_quads([d.quad for d in dets], truth, 0.8))
+        total += len(truth)
+    assert total > 0 and found / total >= 0.8
