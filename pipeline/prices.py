@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 
@@ -130,16 +131,8 @@ def base_price(card: dict) -> float:
                   else "mythic")
     level = RARITY_BASE[rarity] * VARIANT_FACTOR.get((card.get("variant") or "").lower(), 1.0)
     # A card-specific log-normal factor (sigma 0.8): some rares are bulk, some are staples.
-    z = math.sqrt(2) * _erfinv(2 * _unit(card["card_key"], "level") - 1)
+    z = NormalDist().inv_cdf(min(max(_unit(card["card_key"], "level"), 1e-9), 1 - 1e-9))
     return max(0.05, level * math.exp(0.8 * z))
-
-
-def _erfinv(y: float) -> float:
-    # Winitzki's approximation; plenty for drawing price levels.
-    a = 0.147
-    ln = math.log(max(1e-12, 1 - y * y))
-    first = 2 / (math.pi * a) + ln / 2
-    return math.copysign(math.sqrt(math.sqrt(first * first - ln / a) - first), y)
 
 
 def generate_prices(
