@@ -1,12 +1,14 @@
 """Batch folder ingestion: every photo of a folder through the same path as an upload.
 
-Photos are registered in pages through `pipeline.enqueue.register_photo` (same storage, same
+Photos are registered one by one through `pipeline.enqueue.register_photo` (same storage, same
 `uploads` SHA-256 dedupe, same task), each in its own transaction, so an interrupted ingest is
-simply run again: what was registered comes back as a duplicate and the rest is done.
+simply run again: what was registered comes back as a duplicate and the rest is done. Progress is
+read back in pages of 1,000 scans per query.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -14,14 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg_pool import PoolTimeout
+
 from db import scans as scans_db
 from db.pool import connection
 from db.scans import ScanStatus
 from pipeline.enqueue import register_photo
 from pipeline.storage import Storage, open_storage
-from vision.errors import ScanError
+from vision.errors import ScanError, TransientError
 
-PAGE_SIZE = 50
+TRANSIENT_ATTEMPTS = 6  # ~30 s of backoff before a photo is left for the next run
 
 
 @dataclass
@@ -36,6 +41,8 @@ class IngestSummary:
     auto_accepted: int = 0
     needs_review: int = 0
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    # Photos a transient outage kept from registering; running the ingest again picks them up.
+    unregistered: list[tuple[str, str]] = field(default_factory=list)
     failures: Counter = field(default_factory=Counter)  # reason -> photos
     scan_ids: dict[str, Any] = field(default_factory=dict)  # path -> scan id
 
@@ -71,43 +78,32 @@ def register_folder(
     location: str | None = None,
     storage: Storage | None = None,
     on_photo: Callable[[Path, str], None] | None = None,
-    page_size: int = PAGE_SIZE,
 ) -> IngestSummary:
     """Register every image of `folder`; files that are not images are skipped with the reason."""
     storage = storage or open_storage()
     summary = IngestSummary()
-    files = list(walk_folder(folder))
-    for start in range(0, len(files), page_size):
-        # One pooled connection per page; each photo commits on its own inside register_photo.
-        with connection() as conn:
-            for path in files[start : start + page_size]:
-                outcome = _register_one(conn, path, folder, user_id, location, storage, summary)
-                if on_photo:
-                    on_photo(path, outcome)
+    for path in walk_folder(folder):
+        # Each photo takes a pooled connection of its own and commits on its own, so an
+        # interruption or a database restart costs at most the photo in flight.
+        outcome = _register_one(path, folder, user_id, location, storage, summary)
+        if on_photo:
+            on_photo(path, outcome)
     return summary
 
 
 def _register_one(
-    conn: Any,
-    path: Path,
-    folder: Path,
-    user_id: Any,
-    location: str | None,
-    storage: Storage,
+    path: Path, folder: Path, user_id: Any, location: str | None, storage: Storage,
     summary: IngestSummary,
 ) -> str:
     rel = str(path.relative_to(folder))
     try:
         data = path.read_bytes()
-        scan_id, created = register_photo(
-            conn,
-            user_id=user_id,
-            data=data,
-            filename=rel,
-            trigger="ingest",
-            location=location,
-            storage=storage,
+        scan_id, created = _register_with_retry(
+            user_id=user_id, data=data, filename=rel, location=location, storage=storage,
         )
+    except TransientError as exc:
+        summary.unregistered.append((rel, f"{exc.code}: {exc.detail}"))
+        return "unregistered"
     except ScanError as exc:
         summary.skipped += 1
         summary.skipped_files.append((rel, f"{exc.code}: {exc.detail}"))
@@ -123,6 +119,20 @@ def _register_one(
         return "new"
     summary.duplicates += 1
     return "duplicate"
+
+
+def _register_with_retry(*, attempts: int = TRANSIENT_ATTEMPTS, **kwargs: Any):  # noqa: ANN202
+    """register_photo, retried with backoff while the database, broker or storage is away."""
+    for attempt in range(attempts):
+        try:
+            return register_photo(trigger="ingest", **kwargs)
+        except (TransientError, psycopg.OperationalError, PoolTimeout) as exc:
+            if attempt == attempts - 1:
+                if isinstance(exc, TransientError):
+                    raise
+                raise TransientError(f"database unavailable: {exc}") from exc
+            time.sleep(min(10.0, 0.5 * 2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
 
 
 def collect_outcomes(summary: IngestSummary) -> list[scans_db.ScanOutcome]:

@@ -114,6 +114,8 @@ def main(
 
     for rel, reason in summary.skipped_files:
         typer.echo(f"skipped {rel}: {reason}")
+    for rel, reason in summary.unregistered:
+        typer.echo(f"not registered, run again to retry {rel}: {reason}")
     for reason, n in summary.failures.most_common():
         typer.echo(f"failed ({n}): {reason}")
     s = summary.as_json()
