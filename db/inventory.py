@@ -90,15 +90,20 @@ ENTRY_FROM = "inventory_entries ie JOIN cards c ON c.id = ie.card_id JOIN sets s
 def save_scan_card(
     conn: Connection, *, user_id: Any, scan_card_id: Any, card_id: Any, condition: Condition,
     quantity: int, scan_confidence: float | None, scan_image_url: str | None,
+    restore: bool = True,
 ) -> tuple[Any, bool]:
     """Put one scanned card into the user's inventory; (entry id, created).
 
-    Keyed by (user, scan card): confirming again sets the quantity, it never adds to it.
+    Keyed by (user, scan card): confirming again sets the quantity, it never adds to it. An
+    entry the user deleted comes back only with `restore`; else (its id or None, False).
     """
     existed = conn.execute(
-        "SELECT 1 FROM inventory_entries WHERE user_id = %(u)s AND scan_card_id = %(sc)s",
+        "SELECT id, deleted_at FROM inventory_entries "
+        "WHERE user_id = %(u)s AND scan_card_id = %(sc)s",
         {"u": user_id, "sc": scan_card_id},
     ).fetchone()
+    if existed is not None and existed["deleted_at"] is not None and not restore:
+        return None, False
     row = conn.execute(
         """
         INSERT INTO inventory_entries (user_id, card_id, scan_card_id, quantity, condition,
@@ -323,8 +328,12 @@ def confirm_scan(
             conn, user_id=user_id, scan_card_id=card["id"],
             card_id=card["confirmed_card_id"] if reviewed else card["card_id"],
             condition=condition, quantity=quantity, scan_confidence=card["confidence"],
-            scan_image_url=card["crop_image_url"],
+            scan_image_url=card["crop_image_url"], restore=items is not None,
         )
+        if entry_id is None:
+            skipped.append({"card_index": item.card_index, "scan_card_id": card["id"],
+                            "reason": "deleted from the inventory (name it to restore it)"})
+            continue
         saved.append({"card_index": item.card_index, "scan_card_id": card["id"],
                       "entry_id": entry_id, "created": created, "condition": str(condition),
                       "quantity": quantity})

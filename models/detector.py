@@ -86,14 +86,30 @@ def _plausible(quad: np.ndarray, w: int, h: int) -> bool:
 
 
 def quad_nms(
-    quads: np.ndarray, boxes: np.ndarray, scores: np.ndarray, iou: float, max_det: int
+    quads: np.ndarray,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    iou: float,
+    max_det: int,
+    contain: float = 1.0,
 ) -> list[int]:
-    """Greedy NMS on quad IoU (cards overlap at angles where box IoU would merge them)."""
+    """Greedy NMS on quad IoU (cards overlap at angles where box IoU would merge them).
+
+    A candidate lying for more than `contain` of its area inside a better one is dropped too: a
+    card's art box or text box is card-like, but a real card never lies within another card.
+    """
     keep: list[int] = []
     for i in np.argsort(-scores):
         if keep:
-            near = np.asarray(keep)[_box_iou(boxes[i], boxes[keep]) > iou * 0.5]
-            if any(geometry.quad_iou(quads[i], quads[j]) > iou for j in near):
+            near = np.asarray(keep)[_box_iou(boxes[i], boxes[keep]) > 0]
+            dup = False
+            for j in near:
+                inter = geometry.intersection_area(quads[i], quads[j])
+                a_i, a_j = geometry.area(quads[i]), geometry.area(quads[j])
+                if inter / max(a_i + a_j - inter, 1e-6) > iou or inter / max(a_i, 1e-6) > contain:
+                    dup = True
+                    break
+            if dup:
                 continue
         keep.append(int(i))
         if len(keep) >= max_det:
@@ -114,12 +130,14 @@ class CardDetector(Model):
         iou: float = 0.5,
         max_det: int = 64,
         refine: bool = True,
+        contain: float = 0.9,
     ) -> None:
         super().__init__(path)
         self.conf = conf
         self.iou = iou
         self.max_det = max_det
         self.refine = refine
+        self.contain = contain
         self.imgsz = 0
         self._session: Any = None  # onnxruntime.InferenceSession once loaded
         self._input = "images"
@@ -155,7 +173,7 @@ class CardDetector(Model):
         xy = rows[:, :4]
         boxes = np.concatenate([xy[:, :2] - xy[:, 2:] / 2, xy[:, :2] + xy[:, 2:] / 2], 1)
         quads = rows[:, 5:].reshape(-1, 4, 3)[..., :2]
-        keep = quad_nms(quads, boxes, rows[:, 4], self.iou, self.max_det)
+        keep = quad_nms(quads, boxes, rows[:, 4], self.iou, self.max_det, self.contain)
         out = []
         h, w = image.shape[:2]
         for i in keep:

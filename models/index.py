@@ -4,6 +4,7 @@ Layout of one version under `settings.index_dir`:
     <version>/index.faiss   inner-product index over L2-normalised embeddings
     <version>/ids.json      row i -> {card_key, name, set_code, number, game, variant, image}
     <version>/meta.json     embedder version, count, kind (flat / ivf), build time
+    <version>/features.npz  local features of each reference image (optional, for verification)
     LATEST                  the version a worker loads when none is named
 """
 
@@ -79,6 +80,7 @@ class CatalogIndex(Model):
         self.meta: dict = {}
         self._by_key: dict[str, int] = {}
         self._by_name: dict[str, list[int]] = {}
+        self._features: dict | None = None
 
     @property
     def version(self) -> str:
@@ -130,6 +132,20 @@ class CatalogIndex(Model):
         vectors = np.stack([self._index.reconstruct(i) for i in keep])
         return CatalogIndex.from_arrays(vectors, [self.entries[i] for i in keep], dict(self.meta))
 
+    def reference_features(self, card_key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Precomputed (points (K, 2) float32, descriptors (K, 32) uint8) of a reference image."""
+        self.load()
+        if self._features is None:
+            path = self.path / "features.npz" if self.path is not None else None
+            self._features = {}
+            if path is not None and path.exists():
+                data = np.load(path)
+                offsets, points, desc = data["offsets"], data["points"], data["descriptors"]
+                for i, e in enumerate(self.entries):
+                    a, b = offsets[i], offsets[i + 1]
+                    self._features[e.card_key] = (points[a:b].astype(np.float32), desc[a:b])
+        return self._features.get(card_key)
+
     def __len__(self) -> int:
         self.load()
         return len(self.entries)
@@ -149,7 +165,9 @@ class CatalogIndex(Model):
         faiss = _faiss()
         queries = np.ascontiguousarray(queries, np.float32)
         # One query gains nothing from OpenMP threads and pays their start-up on every call.
-        faiss.omp_set_num_threads(1 if len(queries) == 1 else max(1, os.cpu_count() or 1))
+        # A photo's few crops gain nothing from OpenMP threads and pay their spin-up (badly so on
+        # shared cores); only big batches (index builds, benchmarks) use every core.
+        faiss.omp_set_num_threads(1 if len(queries) < 64 else max(1, os.cpu_count() or 1))
         scores, rows = self._index.search(queries, min(k or settings.top_k, len(self.entries)))
         return [
             [
@@ -214,3 +232,23 @@ def build_index(
     tmp.write_text(version)
     os.replace(tmp, root / "LATEST")
     return out
+
+
+def save_reference_features(
+    out: Path, features: list[tuple[np.ndarray, np.ndarray | None]]
+) -> None:
+    """Store per-entry (points (K, 2), ORB descriptors (K, 32)) in row order as features.npz."""
+    counts = [0 if d is None else len(d) for _, d in features]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    points = np.concatenate(
+        [p[: len(d)] for p, d in features if d is not None] or [np.zeros((0, 2))]
+    )
+    desc = np.concatenate(
+        [d for _, d in features if d is not None] or [np.zeros((0, 32), np.uint8)]
+    )
+    np.savez(
+        out / "features.npz",
+        offsets=offsets,
+        points=points.astype(np.float16),
+        descriptors=desc.astype(np.uint8),
+    )

@@ -29,6 +29,7 @@ from vision.errors import ModelNotReadyError
 CROP_HW = (626, 448)
 VERIFY_TOP = 3  # candidates verified by homography; ~2 ms each
 MAX_SIBLINGS = 4  # same-name printings also verified when the best candidate has them
+ORB_FEATURES = 500  # per 626x448 crop; the index's stored reference features use the same
 MIN_INLIERS = 15  # below this the homography is noise, never an auto-accept
 FEATURES = ("cos", "cos_gap", "inliers", "inlier_gap", "name", "number", "siblings")
 
@@ -150,7 +151,7 @@ class Matcher:
         self.reader = reader or TextReader()
         self.calibration = calibration
         self.reference_loader = reference_loader
-        self._orb = cv2.ORB_create(nfeatures=500)
+        self._orb = cv2.ORB_create(nfeatures=ORB_FEATURES)
         self._bf = cv2.BFMatcher(cv2.NORM_HAMMING)
         self._ref_cache: dict[str, tuple] = {}
         self.timings_ms: dict[str, float] = {}
@@ -185,7 +186,7 @@ class Matcher:
         return {"embedder": self.embedder.version, "index": self.index.version}
 
     def _reference(self, entry: CatalogEntry) -> tuple:
-        feats = self._ref_cache.get(entry.card_key)
+        feats = self._ref_cache.get(entry.card_key) or self.index.reference_features(entry.card_key)
         if feats is None:
             img = self.reference_loader(entry)
             if img.shape[:2] != CROP_HW:

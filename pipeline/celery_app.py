@@ -9,6 +9,7 @@ from pathlib import Path
 from celery import Celery
 from kombu import Queue
 
+from pipeline.broker import SCHEME
 from pipeline.settings import settings
 
 QUEUE = "scans"
@@ -41,7 +42,7 @@ def broker_config() -> dict:
     for path in (queue_dir, control_dir):
         path.mkdir(parents=True, exist_ok=True)
     return {
-        "broker_url": "filesystem://",
+        "broker_url": f"{SCHEME}://",
         "broker_transport_options": {
             # One folder both ways: producers write where consumers read.
             "data_folder_in": str(queue_dir),

@@ -34,11 +34,15 @@ def load_recognizer() -> Any:
     global _recognizer
     with _lock:
         if _recognizer is None:
+            recognizer: Any
             if settings.recognizer == "fake":
-                from pipeline.fake_recognizer import FakeRecognizer as cls
+                from pipeline.fake_recognizer import FakeRecognizer
+
+                recognizer = FakeRecognizer()
             else:
-                from pipeline.recognize import Recognizer as cls
-            recognizer = cls()
+                from pipeline.recognize import Recognizer
+
+                recognizer = Recognizer()
             recognizer.load()
             recognizer.warmup()
             _recognizer = recognizer
@@ -131,6 +135,7 @@ def _run_locked(
                                 worker=f"{socket.gethostname()}:{os.getpid()}")
     timings: dict[str, float] = {}
     storage = storage or open_storage()
+    assert scan is not None  # mark_processing found it under our lock a moment ago
     try:
         start = time.perf_counter()
         data = storage.get(scan.image_url)

@@ -135,6 +135,10 @@ class S3Storage(Storage):
             code = exc.response.get("Error", {}).get("Code", "")
             if code in {"NoSuchKey", "404", "NotFound"}:
                 raise NotFoundError(f"object {kwargs.get('Key')} not found") from exc
+            # A server still starting or overloaded answers 500/503 (InternalError, SlowDown)
+            # past botocore's own retries; that is an outage to wait out, not a bad request.
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+                raise TransientError(f"S3 unavailable: {code or exc}") from exc
             raise
         except BotoCoreError as exc:  # endpoint down, timeouts: worth a retry
             raise TransientError(f"S3 unavailable: {exc}") from exc

@@ -59,6 +59,20 @@ def embed_entries(embedder, entries, batch: int = 32) -> np.ndarray:  # noqa: AN
     return np.concatenate(out)
 
 
+def reference_features(entries) -> list:  # noqa: ANN001
+    """ORB features of every reference image at crop size, so verification never recomputes them."""
+    import cv2
+
+    from models.matcher import CROP_HW, ORB_FEATURES, orb_features
+
+    orb = cv2.ORB_create(nfeatures=ORB_FEATURES)
+    out = []
+    for e in entries:
+        img = cv2.resize(cv2.imread(e.image), CROP_HW[::-1], interpolation=cv2.INTER_AREA)
+        out.append(orb_features(img, orb))
+    return out
+
+
 @app.command()
 def build(
     catalog: Path = typer.Option(DEFAULT_CATALOG, help="folder with cards.csv"),
@@ -67,12 +81,13 @@ def build(
 ) -> None:
     """Embed every catalog printing and write a new index version (LATEST points at it)."""
     from models.embedder import CardEmbedder
-    from models.index import build_index
+    from models.index import build_index, save_reference_features
 
     t0 = time.perf_counter()
     entries = read_entries(catalog)
     embedder = CardEmbedder(embedder_path)
     vectors = embed_entries(embedder, entries)
+    features = reference_features(entries)
     out = build_index(
         vectors,
         entries,
@@ -80,6 +95,7 @@ def build(
         index_dir=index_dir,
         source=str(catalog),
     )
+    save_reference_features(out, features)
     typer.echo(
         f"index {out.name}: {len(entries)} printings, dim {vectors.shape[1]}, "
         f"{time.perf_counter() - t0:.1f} s -> {out}"

@@ -83,7 +83,9 @@ class SeaweedS3:
             if self.proc and self.proc.poll() is not None:
                 raise RuntimeError(f"weed exited early; see {self.data_dir / 'weed.log'}")
             try:
-                client.create_bucket(Bucket=bucket)
+                # The bucket survives a restart on the same data directory.
+                if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+                    client.create_bucket(Bucket=bucket)
                 client.put_object(Bucket=bucket, Key="probe", Body=b"ok")
                 return
             except Exception:  # noqa: BLE001 - not up yet

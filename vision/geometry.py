@@ -62,13 +62,19 @@ def portrait_start(quad: np.ndarray, margin: float = 1.0) -> np.ndarray:
     return np.roll(q, -1 if d1 <= d3 else -3, 0)
 
 
+def intersection_area(a: np.ndarray, b: np.ndarray) -> float:
+    """Area shared by two convex quads (corner order does not matter)."""
+    pa = order_clockwise(a).astype(np.float32)
+    pb = order_clockwise(b).astype(np.float32)
+    inter, _ = cv2.intersectConvexConvex(pa, pb)
+    return float(inter)
+
+
 def quad_iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two convex quads (corner order does not matter)."""
-    pa = order_clockwise(a)
-    pb = order_clockwise(b)
-    inter, _ = cv2.intersectConvexConvex(pa.astype(np.float32), pb.astype(np.float32))
-    union = area(pa) + area(pb) - inter
-    return float(inter / union) if union > 0 else 0.0
+    inter = intersection_area(a, b)
+    union = area(a) + area(b) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def card_height(quad: np.ndarray) -> float:

@@ -277,9 +277,9 @@ class SceneGenerator:
             x1, y1 = np.ceil(poly.max(0) + 3 * sigma).astype(int)
             roi = img[y0:y1, x0:x1]
             if roi.size:  # only the neighbourhood of the card: full-frame blurs are slow
-                mask = np.zeros(roi.shape[:2], np.float32)
-                cv2.fillConvexPoly(mask, (poly - [x0, y0]).astype(np.int32), 1.0)
-                blurred = cv2.GaussianBlur(mask, (0, 0), sigma)[..., None]
+                shade = np.zeros(roi.shape[:2], np.float32)
+                cv2.fillConvexPoly(shade, (poly - [x0, y0]).astype(np.int32), 1.0)
+                blurred = cv2.GaussianBlur(shade, (0, 0), sigma)[..., None]
                 dark = 1 - rng.uniform(0.2, 0.5) * blurred
                 roi[:] = (roi.astype(np.float32) * dark).astype(np.uint8)
         self._paste(img, canvas, alpha, hom)

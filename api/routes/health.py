@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -37,7 +39,9 @@ def readyz() -> JSONResponse:
     from db.migrate import require_migrated
     from pipeline.enqueue import queue_depth
 
-    body = {"status": "ready", "database": "ok", "broker": "ok", "queue_depth": None}
+    body: dict[str, Any] = {
+        "status": "ready", "database": "ok", "broker": "ok", "queue_depth": None,
+    }
     try:
         require_migrated()
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which

@@ -91,3 +91,18 @@ def test_require_role_orders_user_annotator_admin(make_user):
     assert client.get("/review", headers=make_user("a", "annotator")).json() == {"user": "a"}
     assert client.get("/review", headers=make_user("b", "admin")).status_code == 200
     assert client.get("/review").status_code == 401
+
+
+def test_cli_creates_a_user_whose_token_is_the_last_line(client, clean_db):
+    from typer.testing import CliRunner
+
+    from scripts.cli import app as cli
+
+    result = CliRunner().invoke(cli, ["users", "create", "erin", "--role", "annotator"])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    assert client.get("/v1/scans", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    again = CliRunner().invoke(cli, ["users", "create", "erin"])
+    assert again.exit_code == 1
+    bad_role = CliRunner().invoke(cli, ["users", "create", "frank", "--role", "owner"])
+    assert bad_role.exit_code != 0

@@ -104,12 +104,18 @@ def test_patch_and_soft_delete_are_audited(client, alice):
     assert client.delete(f"/v1/inventory/{entry_id}", headers=alice).status_code == 204
     assert client.get("/v1/inventory", headers=alice).json()["items"] == []
     assert client.delete(f"/v1/inventory/{entry_id}", headers=alice).status_code == 404
+    again = client.post(f"/v1/scans/{scan_id}/confirm", json={}, headers=alice).json()
+    assert again["saved"] == [] and again["skipped"][0]["reason"].startswith("deleted")
     with connection() as conn:
         actions = [r["action"] for r in conn.execute(
             "SELECT action FROM audit_log ORDER BY id").fetchall()]
         deleted = conn.execute("SELECT deleted_at FROM inventory_entries").fetchone()
     assert actions == ["inventory.confirm_scan", "inventory.update", "inventory.delete"]
     assert deleted["deleted_at"] is not None
+    named = {"cards": [{"card_index": 0}]}  # naming the card brings it back
+    assert client.post(f"/v1/scans/{scan_id}/confirm", json=named,
+                       headers=alice).json()["saved"][0]["entry_id"] == entry_id
+    assert len(client.get("/v1/inventory", headers=alice).json()["items"]) == 1
 
 
 def test_value_totals_per_game_and_set(client, alice, tmp_path):

@@ -86,6 +86,15 @@ def test_quad_nms_keeps_overlapping_cards_at_different_angles() -> None:
     assert quad_nms(quads, boxes, np.array([0.9, 0.8]), 0.5, 10) == [0, 1]
 
 
+def test_a_card_like_box_inside_a_card_is_dropped() -> None:
+    card = np.float32([[100, 100], [163, 100], [163, 188], [100, 188]])
+    art = np.float32([[108, 112], [155, 112], [155, 150], [108, 150]])  # the art box
+    quads = np.stack([card, art])
+    boxes = np.concatenate([quads.min(1), quads.max(1)], 1)
+    assert quad_nms(quads, boxes, np.array([0.9, 0.8]), 0.5, 10, contain=0.9) == [0]
+    assert quad_nms(quads, boxes, np.array([0.9, 0.8]), 0.5, 10, contain=1.0) == [0, 1]
+
+
 def test_upside_down_prediction_keeps_its_order() -> None:
     q = np.float32([[160, 184], [100, 184], [100, 100], [160, 100]])  # TL at the bottom right
     dets = _fake_detector(np.stack([_row(q, 0.9)])).predict(np.zeros((320, 320, 3), np.uint8))

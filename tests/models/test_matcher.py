@@ -1,0 +1,183 @@
+"""Matcher decisions with a deterministic FakeEmbedder and FakeReader (not the models)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from models.index import CatalogEntry, CatalogIndex
+from models.matcher import FEATURES, Calibration, Decision, Matcher
+from models.reader import TextReading
+
+CROP = (626, 448)
+
+
+def texture(seed: int) -> np.ndarray:
+    """A 626x448 BGR image of random shapes: plenty of corners for ORB, unique per seed."""
+    rng = np.random.default_rng(seed)
+    img = np.full((*CROP, 3), rng.integers(0, 255, 3), np.uint8)
+    for _ in range(80):
+        color = tuple(int(c) for c in rng.integers(0, 255, 3))
+        x, y = int(rng.integers(0, CROP[1])), int(rng.integers(0, CROP[0]))
+        if rng.random() < 0.5:
+            cv2.rectangle(
+                img,
+                (x, y),
+                (x + int(rng.integers(10, 80)), y + int(rng.integers(10, 80))),
+                color,
+                -1,
+            )
+        else:
+            cv2.circle(img, (x, y), int(rng.integers(5, 40)), color, -1)
+    return img
+
+
+class FakeEmbedder:
+    """8x8 grey thumbnail, mean-removed, unit norm: same image -> same vector. Counts batches."""
+
+    version = "fake-embedder"
+    path = None
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def load(self) -> None: ...
+
+    def warmup(self) -> None: ...
+
+    def predict(self, crops: list[np.ndarray]) -> np.ndarray:
+        self.calls += 1
+        out = []
+        for c in crops:
+            v = cv2.resize(
+                cv2.cvtColor(c, cv2.COLOR_BGR2GRAY), (8, 8), interpolation=cv2.INTER_AREA
+            )
+            v = v.astype(np.float32).ravel() - v.mean()
+            out.append(v / max(np.linalg.norm(v), 1e-6))
+        return np.stack(out)
+
+
+class FakeReader:
+    """Returns whatever reading the test sets."""
+
+    def __init__(self) -> None:
+        self.reading = TextReading()
+
+    def load(self) -> None: ...
+
+    def warmup(self) -> None: ...
+
+    def predict(self, crop: np.ndarray, game: str, numbers: bool = True) -> TextReading:
+        return self.reading
+
+
+# Weights that trust geometry and text the way a fitted calibration does (fitted=True enables
+# auto-accept); the real parameters come from `cardscan index calibrate`.
+CAL = Calibration([4.0, 10.0, 4.0, 4.0, 3.0, 3.0, -1.5], -8.0, fitted=True)
+
+
+@pytest.fixture
+def catalog():
+    images = {f"tst-{i}": texture(i) for i in range(12)}
+    # tst-11 is a second printing of tst-10: same art, another collector number.
+    images["tst-11"] = images["tst-10"].copy()
+    entries = [
+        CatalogEntry(
+            k,
+            "Twin Card" if k in ("tst-10", "tst-11") else f"Card {k}",
+            "TST",
+            k.split("-")[1],
+            "mtg",
+            "",
+            k,
+        )
+        for k in images
+    ]
+    emb = FakeEmbedder()
+    index = CatalogIndex.from_arrays(
+        emb.predict(list(images.values())), entries, {"embedder": emb.version}
+    )
+    reader = FakeReader()
+    matcher = Matcher(emb, index, reader, CAL, reference_loader=lambda e: images[e.card_key])
+    return matcher, images, reader
+
+
+def photographed(img: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A slightly mis-cropped, blurred, colour-shifted view of the image."""
+    rng = np.random.default_rng(seed)
+    h, w = img.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = (src + rng.uniform(-0.015, 0.015, (4, 2)) * [w, h]).astype(np.float32)
+    out = cv2.warpPerspective(
+        img, cv2.getPerspectiveTransform(src, dst), (w, h), borderMode=cv2.BORDER_REPLICATE
+    )
+    out = cv2.GaussianBlur(out, (0, 0), 0.8).astype(np.float32) * 0.9 + 12
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def test_known_card_is_auto_accepted_with_its_metadata(catalog):
+    matcher, images, reader = catalog
+    reader.reading = TextReading(title="Card tst-3", title_conf=0.95)
+    [m] = matcher.predict([photographed(images["tst-3"])])
+    assert m.card_key == "tst-3" and m.decision == Decision.AUTO_ACCEPTED
+    assert m.name == "Card tst-3" and m.number == "3" and m.candidates[0]["card_key"] == "tst-3"
+    assert m.evidence["inliers"]["tst-3"] >= 15 and not m.evidence["gates"]
+
+
+def test_all_crops_of_a_photo_go_through_one_embedder_batch(catalog):
+    matcher, images, _ = catalog
+    matcher.embedder.calls = 0
+    matches = matcher.predict(
+        [photographed(images[k], i) for i, k in enumerate(["tst-1", "tst-2", "tst-4"])]
+    )
+    assert matcher.embedder.calls == 1
+    assert [m.candidates[0]["card_key"] for m in matches] == ["tst-1", "tst-2", "tst-4"]
+    assert set(matcher.timings_ms) == {"embed", "search", "text", "verify"}
+
+
+def test_card_not_in_catalog_is_never_auto_accepted(catalog):
+    matcher, _, reader = catalog
+    reader.reading = TextReading(title="Liliana of the Veil", title_conf=0.95)
+    matches = matcher.predict([photographed(texture(1000 + s), s) for s in range(6)])
+    assert all(m.decision != Decision.AUTO_ACCEPTED for m in matches)
+
+
+def test_sibling_printings_need_the_printed_number(catalog):
+    matcher, images, reader = catalog
+    crop = photographed(images["tst-11"])
+    reader.reading = TextReading(title="Twin Card", title_conf=0.95)
+    [m] = matcher.predict([crop])
+    assert m.decision != Decision.AUTO_ACCEPTED
+    assert "sibling_printing" in m.evidence["gates"] or m.confidence < 0.97
+    reader.reading = TextReading(title="Twin Card", title_conf=0.95, numbers=["11"])
+    [m] = matcher.predict([crop])
+    assert m.card_key == "tst-11" and m.decision == Decision.AUTO_ACCEPTED
+
+
+def test_a_title_naming_another_card_blocks_auto_accept(catalog):
+    matcher, images, reader = catalog
+    reader.reading = TextReading(title="Completely Different", title_conf=0.95)
+    [m] = matcher.predict([photographed(images["tst-5"])])
+    assert m.decision != Decision.AUTO_ACCEPTED and "title_mismatch" in m.evidence["gates"]
+
+
+def test_uncalibrated_matcher_never_auto_accepts(catalog):
+    matcher, images, reader = catalog
+    matcher.calibration = Calibration.default()
+    reader.reading = TextReading(title="Card tst-3", title_conf=0.95)
+    [m] = matcher.predict([photographed(images["tst-3"])])
+    assert m.decision != Decision.AUTO_ACCEPTED and "uncalibrated" in m.evidence["gates"]
+
+
+def test_calibration_fit_separates_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, len(FEATURES)))
+    y = (x[:, 0] + 0.5 * x[:, 2] + rng.normal(0, 0.3, 400) > 0).astype(float)
+    cal = Calibration.fit(x, y)
+    assert cal.weights[0] > 1.0 and cal.fitted
+    p = cal.prob(x)
+    assert ((p > 0.5) == (y > 0.5)).mean() > 0.9
+    cal.write(tmp_path / "c.json")
+    again = Calibration.read(tmp_path / "c.json")
+    assert np.allclose(again.prob(x), p)

@@ -1,0 +1,56 @@
+"""TextReader: rapidocr on the title and number regions of real catalog crops; fuzzy matching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pytest
+
+from models.reader import TextReader, TextReading, numbers_in
+
+CATALOG = Path(__file__).resolve().parents[3] / "shared" / "data" / "catalog" / "images"
+
+
+@pytest.fixture(scope="module")
+def reader() -> TextReader:
+    r = TextReader()
+    r.load()
+    return r
+
+
+def crop(key: str):  # noqa: ANN201
+    img = cv2.imread(str(CATALOG / f"{key}.jpg"))
+    if img is None:
+        pytest.skip(f"catalog image {key} not available")
+    return cv2.resize(img, (448, 626), interpolation=cv2.INTER_AREA)
+
+
+def test_reads_mtg_title_and_collector_number(reader):
+    r = reader.predict(crop("dsk-383"), "mtg")
+    assert r.name_score("Overlord of the Hauntwoods") > 0.9
+    assert r.has_number("383") is True and r.has_number("194") is False
+
+
+def test_reads_pokemon_number(reader):
+    r = reader.predict(crop("sv3pt5-25"), "pokemon")
+    assert r.name_score("Pikachu") > 0.8 and r.has_number("25")
+
+
+def test_numbers_are_skipped_when_not_asked(reader):
+    r = reader.predict(crop("dsk-194"), "mtg", numbers=False)
+    assert r.numbers == [] and r.has_number("194") is None
+
+
+def test_number_groups_drop_leading_zeros():
+    assert numbers_in(["M0194", "DSK·EN", "025/165", "000"]) == ["194", "25", "165"]
+
+
+def test_name_score_is_fuzzy_and_needs_a_confident_read():
+    r = TextReading(title="Overlordof the Haunwoods", title_conf=0.9)
+    assert r.name_score("Overlord of the Hauntwoods") > 0.9
+    assert r.name_score("Acrobatic Cheerleader") < 0.5
+    assert TextReading(title="BASIC Pikachu", title_conf=0.9).name_score("Pikachu") > 0.8
+    assert TextReading(title="Overlord", title_conf=0.2).name_score("Overlord") == 0.0
+    split = TextReading(title="Funeral Room", title_conf=0.9)
+    assert split.name_score("Funeral Room // Awakening Hall") > 0.9
