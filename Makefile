@@ -27,6 +27,13 @@ demo: setup
 	$(BIN)/cardscan db upgrade
 	$(BIN)/cardscan catalog import $(CATALOG)
 	$(BIN)/cardscan catalog stats
+	$(BIN)/cardscan index build
+	$(BIN)/cardscan prices generate --out var/demo/prices.csv
+	$(BIN)/cardscan prices import var/demo/prices.csv
+	$(BIN)/cardscan prices valuate
+	$(BIN)/python -m scripts.demo_service $(PHOTOS)/images/dsk_nextdoorpsycho
+	$(BIN)/cardscan scan $(PHOTOS)/images --out var/demo/results.jsonl
+	$(BIN)/cardscan eval $(PHOTOS)/labels.csv --results var/demo/results.jsonl
 
 test: setup browser
 	$(BIN)/pytest -q

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
+    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "image_too_large",
     415: "unsupported_media_type", 422: "invalid_request", 503: "unavailable",
 }
 

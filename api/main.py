@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import logging
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import JSONResponse
 
 from api.errors import ErrorPublic, install_error_handlers
 from api.settings import settings
@@ -25,24 +26,35 @@ ROUTERS: list[str] = [
 
 
 class UploadLimit:
-    """Refuse a body whose declared length is over the upload limit before it is read."""
+    """Refuse a body over the upload limit: at once when its declared length says so, else as
+    soon as the bytes received pass it (chunked uploads declare no length)."""
 
     def __init__(self, app) -> None:  # noqa: ANN001
         self.app = app
-        self.limit = pipeline_settings.max_upload_bytes + settings.multipart_overhead_bytes
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            if length.isdigit() and int(length) > self.limit:
-                from fastapi.responses import JSONResponse
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        limit = pipeline_settings.max_upload_bytes + settings.multipart_overhead_bytes
+        detail = f"the upload is over the {pipeline_settings.max_upload_bytes}-byte limit"
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            body = ErrorPublic(detail=detail, code="image_too_large").model_dump()
+            await JSONResponse(body, status_code=413)(scope, receive, send)
+            return
+        seen = 0
 
-                body = ErrorPublic(
-                    detail=f"the upload is over the {pipeline_settings.max_upload_bytes}-byte "
-                           "limit", code="image_too_large")
-                await JSONResponse(body.model_dump(), status_code=413)(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        async def counted_receive() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                # FastAPI passes an HTTPException raised while reading the body through as is.
+                raise HTTPException(413, detail)
+            return message
+
+        await self.app(scope, counted_receive, send)
 
 
 def create_app() -> FastAPI:

@@ -45,16 +45,19 @@ def _job(row: dict | None) -> JobRow | None:
     return JobRow(**{**row, "status": JobStatus(row["status"])}) if row else None
 
 
-def insert_job(conn: Connection, *, scan_id: Any, trigger: str) -> Any:
+def insert_job(
+    conn: Connection, *, scan_id: Any, trigger: str, celery_task_id: str | None = None,
+) -> Any:
     row = conn.execute(
-        "INSERT INTO jobs (scan_id, trigger) VALUES (%(scan_id)s, %(trigger)s) RETURNING id",
-        {"scan_id": scan_id, "trigger": str(trigger)},
+        "INSERT INTO jobs (scan_id, trigger, celery_task_id) "
+        "VALUES (%(scan_id)s, %(trigger)s, %(task)s) RETURNING id",
+        {"scan_id": scan_id, "trigger": str(trigger), "task": celery_task_id},
     ).fetchone()
     return row["id"]
 
 
-def set_task_id(conn: Connection, *, job_id: Any, celery_task_id: str) -> None:
-    """Record that the job's message reached the broker."""
+def set_task_id(conn: Connection, *, job_id: Any, celery_task_id: str | None) -> None:
+    """The job's message id on the broker; None records that publishing it failed."""
     conn.execute(
         "UPDATE jobs SET celery_task_id = %(task)s WHERE id = %(id)s",
         {"id": job_id, "task": celery_task_id},

@@ -131,6 +131,7 @@ class CardDetector(Model):
         max_det: int = 64,
         refine: bool = True,
         contain: float = 0.9,
+        reach: float = 0.03,
     ) -> None:
         super().__init__(path)
         self.conf = conf
@@ -138,6 +139,7 @@ class CardDetector(Model):
         self.max_det = max_det
         self.refine = refine
         self.contain = contain
+        self.reach = reach  # how far (fraction of card height) refinement looks for each edge
         self.imgsz = 0
         self._session: Any = None  # onnxruntime.InferenceSession once loaded
         self._input = "images"
@@ -181,6 +183,6 @@ class CardDetector(Model):
             if not _plausible(quad, w, h):
                 continue
             if self.refine:
-                quad = refine_quad(image, quad)
+                quad = refine_quad(image, quad, self.reach)
             out.append(Detection(quad.astype(np.float32), float(rows[i, 4])))
         return out

@@ -197,7 +197,7 @@ class Matcher:
             self._ref_cache[entry.card_key] = feats
         return feats
 
-    def predict(self, crops: list[np.ndarray]) -> list[Match]:
+    def predict(self, crops: list[np.ndarray], sources: list[tuple] | None = None) -> list[Match]:
         """All crops of a photo in one embedder batch; per-stage times in `timings_ms`."""
         self.load()
         t = {"embed": 0.0, "search": 0.0, "text": 0.0, "verify": 0.0}
@@ -209,7 +209,11 @@ class Matcher:
         t1 = time.perf_counter()
         shortlists = self.index.search(vectors, settings.top_k)
         t["embed"], t["search"] = (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
-        matches = [self._match(crop, hits, t) for crop, hits in zip(crops, shortlists, strict=True)]
+        sources = sources or [None] * len(crops)
+        matches = [
+            self._match(crop, hits, t, src)
+            for crop, hits, src in zip(crops, shortlists, sources, strict=True)
+        ]
         self.timings_ms = {k: round(v, 2) for k, v in t.items()}
         return matches
 
@@ -218,6 +222,7 @@ class Matcher:
         crop: np.ndarray,
         hits: list[Hit],
         t: dict | None = None,
+        source: tuple | None = None,
     ) -> tuple[list[CatalogEntry], np.ndarray, dict]:
         """Candidates (shortlist + same-name printings of the best) and their (C, F) features."""
         t = t if t is not None else {"text": 0.0, "verify": 0.0}
@@ -242,7 +247,7 @@ class Matcher:
         }
         t1 = time.perf_counter()
         # Numbers are read only where they decide something: printings that share a name.
-        reading = self.reader.predict(crop, top.game, numbers=bool(siblings))
+        reading = self.reader.predict(crop, top.game, numbers=bool(siblings), source=source)
         t["verify"] += (t1 - t0) * 1000
         t["text"] += (time.perf_counter() - t1) * 1000
         feats = features(cands, cos, inliers, reading)
@@ -255,10 +260,10 @@ class Matcher:
         }
         return cands, feats, info
 
-    def _match(self, crop: np.ndarray, hits: list[Hit], t: dict) -> Match:
+    def _match(self, crop: np.ndarray, hits: list[Hit], t: dict, source: tuple | None) -> Match:
         if not hits:
             return Match(None, 0.0, Decision.NO_MATCH, evidence={"reason": "empty index"})
-        cands, feats, info = self.evidence_table(crop, hits, t)
+        cands, feats, info = self.evidence_table(crop, hits, t, source)
         probs = self.calibration.prob(feats)
         order = np.argsort(-probs, kind="stable")
         best = cands[order[0]]

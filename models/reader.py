@@ -16,6 +16,7 @@ import numpy as np
 from rapidfuzz import fuzz
 
 from models.base import Model
+from vision.warp import CARD_SIZE, card_homography, warp_card
 
 # (y0, y1, x0, x1) as fractions of the 626x448 crop; generous because detected corners are
 # a few % off. Title: one text line, recognised without detection. Number: a small block where
@@ -86,6 +87,24 @@ def region(crop: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarr
     return crop[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)]
 
 
+def source_region(
+    photo: np.ndarray, quad: np.ndarray, box: tuple[float, float, float, float]
+) -> np.ndarray | None:
+    """A region of the card warped from the photo at 2-3x crop scale (photo resolution allowing)."""
+    w, h = CARD_SIZE
+    to_photo = np.linalg.inv(card_homography(quad))
+    y0, y1, x0, x1 = box
+    corners = np.float32([[x0 * w, y0 * h], [x1 * w, y0 * h], [x1 * w, y1 * h], [x0 * w, y1 * h]])
+    region_quad = cv2.perspectiveTransform(corners[None], to_photo)[0]
+    native = float(np.linalg.norm(np.asarray(quad[3]) - np.asarray(quad[0]))) / h
+    scale = min(3.0, max(2.0, native))
+    size = (round((x1 - x0) * w * scale), round((y1 - y0) * h * scale))
+    try:
+        return warp_card(photo, region_quad, size)
+    except ValueError:
+        return None
+
+
 class TextReader(Model):
     """rapidocr (PP-OCRv4 det/rec from its wheel) over the title and number regions of a crop."""
 
@@ -111,17 +130,27 @@ class TextReader(Model):
         self.load()
         self.predict(np.full((626, 448, 3), 200, np.uint8), "mtg")
 
-    def _predict(self, crop: np.ndarray, game: str, numbers: bool = True) -> TextReading:
-        """Read the title (recognition only) and, if asked, the number block of one crop."""
+    def _predict(
+        self, crop: np.ndarray, game: str, numbers: bool = True, source: tuple | None = None
+    ) -> TextReading:
+        """Read the title (recognition only) and, if asked, the number block of one crop.
+
+        `source` = (photo, quad): the number block is then warped from the photo itself, at up
+        to 3x the crop's scale, because the crop has already thrown away the small print.
+        """
         reading = TextReading()
         strip = region(crop, TITLE.get(game, TITLE["mtg"]))
         res, _ = self._engine(strip, use_det=False, use_cls=False, use_rec=True)
         if res:
             reading.title, reading.title_conf = str(res[0][0]), float(res[0][1])
         if numbers:
-            block = region(crop, NUMBER.get(game, NUMBER["mtg"]))
-            # Small print (~8 px tall in the crop): twice the size lets the recogniser see it.
-            block = cv2.resize(block, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+            box = NUMBER.get(game, NUMBER["mtg"])
+            block = source_region(*source, box) if source is not None else None
+            if block is None:
+                # Small print (~8 px tall in the crop): twice the size lets the recogniser see it.
+                block = cv2.resize(
+                    region(crop, box), None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC
+                )
             res, _ = self._engine(block, use_det=True, use_cls=False, use_rec=True)
             texts = [str(r[1]) for r in res or [] if float(r[2]) >= 0.5]
             reading.raw = texts

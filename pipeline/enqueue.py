@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -66,65 +67,77 @@ def register_photo(
     check_size(data)
     info = sniff_image(data, max_pixels=settings.max_pixels)
     sha256 = hashlib.sha256(data).hexdigest()
+    # Stored before the rows that name it; content-addressed, so storing again is a no-op.
+    key = (storage or open_storage()).put(data, prefix="originals", content_type=info.media_type)
+    task_id = str(uuid.uuid4())  # on the job row from the start: no second commit after publish
     with _connection(conn) as c:
-        existing = _existing_scan(c, user_id=user_id, sha256=sha256, key=idempotency_key)
-        if existing is not None:
-            return existing, False
-        key = (storage or open_storage()).put(
-            data, prefix="originals", content_type=info.media_type
-        )
         with c.transaction():
-            upload, _ = uploads.insert_upload(
-                c, user_id=user_id, sha256=sha256, size_bytes=len(data),
-                media_type=info.media_type, width=info.width, height=info.height,
-                storage_key=key, original_filename=filename and filename[:512],
-            )
-            scan_id = scans.insert_scan(
-                c, user_id=user_id, upload_id=upload.id, image_url=key,
-                trigger=Trigger(trigger), idempotency_key=idempotency_key, location=location,
-            )
-            job_id = jobs.insert_job(c, scan_id=scan_id, trigger=trigger) if scan_id else None
-        if scan_id is None:  # a concurrent request with the same bytes or key won the insert
             existing = _existing_scan(c, user_id=user_id, sha256=sha256, key=idempotency_key)
             if existing is None:
-                raise ConflictError("a concurrent upload of this photo was deleted; try again")
-            return existing, False
-        publish_scan(c, scan_id=scan_id, job_id=job_id)
+                upload, _ = uploads.insert_upload(
+                    c, user_id=user_id, sha256=sha256, size_bytes=len(data),
+                    media_type=info.media_type, width=info.width, height=info.height,
+                    storage_key=key, original_filename=filename and filename[:512],
+                )
+                scan_id = scans.insert_scan(
+                    c, user_id=user_id, upload_id=upload.id, image_url=key,
+                    trigger=Trigger(trigger), idempotency_key=idempotency_key,
+                    location=location,
+                )
+                if scan_id is None:  # a concurrent request with these bytes or key won
+                    existing = _existing_scan(c, user_id=user_id, sha256=sha256,
+                                              key=idempotency_key)
+                    if existing is None:
+                        raise ConflictError("a concurrent upload of this photo was deleted")
+                else:
+                    job_id = jobs.insert_job(c, scan_id=scan_id, trigger=trigger,
+                                             celery_task_id=task_id)
+        if existing is not None:
+            scan, job = existing
+            if scan.status == ScanStatus.PENDING and job is not None and not job.celery_task_id:
+                # Saved earlier while the queue was down: this retry enqueues it.
+                publish_scan(c, scan_id=scan.id, job_id=job.id)
+            return scan.id, False
+        publish_scan(c, scan_id=scan_id, job_id=job_id, task_id=task_id)
     return scan_id, True
 
 
-def _existing_scan(c: psycopg.Connection, *, user_id: Any, sha256: str, key: str | None) -> Any:
-    """The user's live scan for this key or these bytes; enqueued again if it never was."""
-    with c.transaction():
-        upload = uploads.get_upload_by_sha(c, user_id=user_id, sha256=sha256)
-        scan = scans.find_live_scan(
-            c, user_id=user_id, upload_id=upload and upload.id, idempotency_key=key
-        )
-        if scan is None:
-            return None
-        if key is not None and scan.idempotency_key == key and scan.upload_sha256 != sha256:
-            raise ConflictError("this Idempotency-Key was used with a different photo")
-        job = jobs.latest_job(c, scan_id=scan.id)
-    if scan.status == ScanStatus.PENDING and job is not None and job.celery_task_id is None:
-        publish_scan(c, scan_id=scan.id, job_id=job.id)
-    return scan.id
+def _existing_scan(
+    c: psycopg.Connection, *, user_id: Any, sha256: str, key: str | None,
+) -> tuple[scans.ScanRow, jobs.JobRow | None] | None:
+    """The user's live scan for this key or these bytes, with its latest job."""
+    upload = uploads.get_upload_by_sha(c, user_id=user_id, sha256=sha256)
+    scan = scans.find_live_scan(
+        c, user_id=user_id, upload_id=upload and upload.id, idempotency_key=key
+    )
+    if scan is None:
+        return None
+    if key is not None and scan.idempotency_key == key and scan.upload_sha256 != sha256:
+        raise ConflictError("this Idempotency-Key was used with a different photo")
+    return scan, jobs.latest_job(c, scan_id=scan.id)
 
 
-def publish_scan(c: psycopg.Connection, *, scan_id: Any, job_id: Any) -> None:
-    """Send process_scan(scan_id) to the queue and note the task id on the job row."""
+def publish_scan(
+    c: psycopg.Connection, *, scan_id: Any, job_id: Any, task_id: str | None = None,
+) -> None:
+    """Send process_scan(scan_id) to the queue. `task_id` is the one already on the job row;
+    without it a new one is noted after publishing. A failed publish clears the job's task id,
+    which is how a later upload of the same photo knows to enqueue it again."""
+    new_id = task_id or str(uuid.uuid4())
     try:
-        result = get_app().send_task(
-            PROCESS_SCAN, args=[str(scan_id)], queue=QUEUE, routing_key=QUEUE,
+        get_app().send_task(
+            PROCESS_SCAN, args=[str(scan_id)], task_id=new_id, queue=QUEUE, routing_key=QUEUE,
             retry=True, retry_policy=PUBLISH_RETRY,
         )
     except Exception as exc:  # kombu, redis and OS errors all mean the same: not queued
         log.warning("could not enqueue scan %s: %s", scan_id, exc)
+        if task_id is not None:
+            with c.transaction():
+                jobs.set_task_id(c, job_id=job_id, celery_task_id=None)
         raise QueueUnavailableError("the scan queue is unavailable; try again shortly") from exc
-    with c.transaction():
-        # No WAL flush wait for this note: if a crash loses it, the scan is published once
-        # more on the next upload of the same photo, and process_scan is idempotent.
-        c.execute("SET LOCAL synchronous_commit = off")
-        jobs.set_task_id(c, job_id=job_id, celery_task_id=result.id)
+    if task_id is None:
+        with c.transaction():
+            jobs.set_task_id(c, job_id=job_id, celery_task_id=new_id)
 
 
 def queue_depth() -> int:

@@ -8,6 +8,7 @@ read back in pages of 1,000 scans per query.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections import Counter
@@ -25,6 +26,8 @@ from db.scans import ScanStatus
 from pipeline.enqueue import register_photo
 from pipeline.storage import Storage, open_storage
 from vision.errors import ScanError, TransientError
+
+log = logging.getLogger(__name__)
 
 TRANSIENT_ATTEMPTS = 6  # ~30 s of backoff before a photo is left for the next run
 
@@ -167,12 +170,17 @@ def wait_for_scans(
     total = len(set(summary.scan_ids.values()))
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
-        collect_outcomes(summary)
-        finished = summary.completed + summary.failed
-        if on_progress:
-            on_progress(finished, total)
-        if finished >= total:
-            return True
+        try:
+            collect_outcomes(summary)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            # The database is away (a restart): the scans go on without us; ask again later.
+            log.warning("could not read scan progress: %s", exc)
+        else:
+            finished = summary.completed + summary.failed
+            if on_progress:
+                on_progress(finished, total)
+            if finished >= total:
+                return True
         if deadline is not None and time.monotonic() > deadline:
             return False
         time.sleep(poll_s)

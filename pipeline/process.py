@@ -88,7 +88,9 @@ def _cards(result: Any, storage: Storage) -> list[ScanCardIn]:
             confidence=min(max(float(card.confidence), 0.0), 1.0),
             decision=Decision(str(card.decision)),
             candidates=_jsonable(list(card.candidates)),
-            evidence=_jsonable(dict(card.evidence or {})),
+            evidence=_jsonable({**(card.evidence or {}),
+                                **({"detection_score": card.detection_score}
+                                   if hasattr(card, "detection_score") else {})}),
             versions=versions,
         ))
     return out

@@ -85,7 +85,8 @@ class Recognizer:
         t1 = time.perf_counter()
         crops = [warp_card(image, d.quad) for d in detections]
         t2 = time.perf_counter()
-        matches = self.matcher.predict(crops)
+        # The photo rides along so small print (collector numbers) is read at its own resolution.
+        matches = self.matcher.predict(crops, [(image, d.quad) for d in detections])
         timings = {"detect": round((t1 - t0) * 1000, 2), "warp": round((t2 - t1) * 1000, 2)}
         timings |= dict(self.matcher.timings_ms)
         cards = [

@@ -52,6 +52,7 @@ def percentile(values: list[float], q: float) -> float:
 def spawn(port: int) -> tuple[subprocess.Popen, str]:
     """Start `cardscan serve` and create a user; returns the process and a token."""
     cli = [sys.executable, "-m", "scripts.cli"]
+    VAR.mkdir(parents=True, exist_ok=True)
     log = open(VAR / "load_test_serve.log", "ab")  # noqa: SIM115 - lives with proc
     proc = subprocess.Popen([*cli, "serve", "--port", str(port)], cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -125,7 +126,6 @@ def main() -> None:
 
     proc = None
     if args.spawn:
-        VAR.mkdir(parents=True, exist_ok=True)
         proc, args.token = spawn(args.port)
         args.url = f"http://127.0.0.1:{args.port}"
     if not args.token:

@@ -60,7 +60,8 @@ class SeaweedS3:
             f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
             f"-filer.port={ports['filer']}", f"-s3.port.grpc={grpc['s3']}",
             *(f"-{name}.port.grpc={grpc[name]}" for name in names),
-            f"-s3.port.iceberg={next(spare)}", f"-s3.port.lance={next(spare)}", "-volume.max=200", "-master.volumeSizeLimitMB=16",
+            f"-s3.port.iceberg={next(spare)}", f"-s3.port.lance={next(spare)}",
+            "-volume.max=200", "-master.volumeSizeLimitMB=16",
         ]
         log = (self.data_dir / "weed.log").open("ab")
         env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key,

@@ -127,6 +127,27 @@ def test_oversize_body_is_refused_before_it_is_read(client, make_user):
     assert (response.status_code, response.json()["code"]) == (413, "image_too_large")
 
 
+def test_chunked_body_over_the_limit_is_cut_off(client, make_user, monkeypatch):
+    from pipeline.settings import settings
+
+    monkeypatch.setattr(settings, "max_upload_bytes", 10_000)
+    boundary = "cardscan-boundary"
+
+    def body():  # no Content-Length: the limit must be counted as the bytes arrive
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+               f"filename=\"big.jpg\"\r\n\r\n").encode()
+        for _ in range(200):
+            yield b"\xff" * 1024
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = client.post(
+        "/v1/scans", content=body(),
+        headers={**make_user(), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert (response.status_code, response.json()["code"]) == (413, "image_too_large")
+    assert response.json()["detail"] == "the upload is over the 10000-byte limit"  # cut off
+
+
 def test_unknown_scan_and_bad_ids(client, make_user):
     alice = make_user()
     assert client.get(f"/v1/scans/{uuid.uuid4()}", headers=alice).status_code == 404

@@ -32,9 +32,9 @@ def references() -> dict[str, np.ndarray]:
         pytest.skip("catalog not available")
     with (CATALOG / "cards.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    # Every 12th printing plus the targets and their same-name printings (the hard negatives).
+    # Every 24th printing plus the targets and their same-name printings (the hard negatives).
     names = {r["name"] for r in rows if r["card_key"] in TARGETS}
-    keep = [r for i, r in enumerate(rows) if i % 12 == 0 or r["name"] in names]
+    keep = [r for i, r in enumerate(rows) if i % 24 == 0 or r["name"] in names]
     return {
         r["card_key"]: cv2.resize(
             cv2.imread(str(CATALOG / r["image"])), (448, 626), interpolation=cv2.INTER_AREA

@@ -68,7 +68,9 @@ class FakeReader:
 
     def warmup(self) -> None: ...
 
-    def predict(self, crop: np.ndarray, game: str, numbers: bool = True) -> TextReading:
+    def predict(
+        self, crop: np.ndarray, game: str, numbers: bool = True, source=None
+    ) -> TextReading:  # noqa: ANN001
         return self.reading
 
 

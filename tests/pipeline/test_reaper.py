@@ -47,3 +47,21 @@ def test_scans_stuck_past_the_timeout_are_reenqueued(user_id, broker_dir):
                      "WHERE id = %(id)s", {"id": old})
         conn.execute("ALTER TABLE scans ENABLE TRIGGER trg_scans_updated_at")
     assert reap_stuck_scans(older_than_s=600) == [old]
+
+
+def test_processing_scan_held_past_the_timeout_is_reenqueued(user_id, broker_dir):
+    # A worker whose host vanished can leave its session (and so its lock) open for a while;
+    # past the timeout its scan is taken anyway.
+    from db import scans
+    from db.pool import connect, connection
+    from pipeline.reaper import reap_stuck_scans
+
+    held = _scan(user_id, 5, "processing")
+    with connection() as conn, conn.transaction():
+        conn.execute("UPDATE scans SET processing_started_at = "
+                     "(now() AT TIME ZONE 'UTC') - interval '1 hour' WHERE id = %(id)s",
+                     {"id": held})
+    with connect(autocommit=True) as worker:
+        assert scans.try_lock_scan(worker, scan_id=held)
+        assert reap_stuck_scans(older_than_s=3600 * 2) == []
+        assert reap_stuck_scans(older_than_s=600) == [held]
