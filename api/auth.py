@@ -27,10 +27,13 @@ def current_user(
     if credentials is None or not credentials.credentials:
         raise _unauthorized()
     token = credentials.credentials
-    with connection() as conn, conn.transaction():
-        user = users.user_for_token(conn, token=token)
-        if user is not None:
-            users.touch_token(conn, token=token)
+    with connection() as conn:
+        # One statement, its own transaction: no BEGIN/COMMIT round trips on every request.
+        conn.autocommit = True
+        try:
+            user = users.user_for_token(conn, token=token)
+        finally:
+            conn.autocommit = False
     if user is None:
         raise _unauthorized()
     return user

@@ -78,31 +78,28 @@ _ROLE_SQL = """
 
 
 def user_for_token(conn: Connection, *, token: str) -> UserRow | None:
-    """The live user holding this unrevoked token, with their highest role."""
+    """The live user holding this unrevoked token, with their highest role; the token's
+    last use is recorded in the same statement, at most once a minute."""
     row = conn.execute(
         f"""
-        SELECT u.id, u.username, t.id AS token_id, t.last_used_at, {_ROLE_SQL} AS role
-        FROM api_tokens t JOIN users u ON u.id = t.user_id
-        WHERE t.token_hash = %(hash)s AND t.revoked_at IS NULL AND u.deleted_at IS NULL
+        WITH token AS (
+            SELECT id, user_id, last_used_at FROM api_tokens
+            WHERE token_hash = %(hash)s AND revoked_at IS NULL
+        ), touched AS (
+            UPDATE api_tokens SET last_used_at = now() AT TIME ZONE 'UTC'
+            WHERE id = (SELECT id FROM token)
+              AND (last_used_at IS NULL
+                   OR last_used_at < (now() AT TIME ZONE 'UTC') - interval '1 minute')
+        )
+        SELECT u.id, u.username, {_ROLE_SQL} AS role
+        FROM token t JOIN users u ON u.id = t.user_id
+        WHERE u.deleted_at IS NULL
         """,
         {"hash": hash_token(token)},
     ).fetchone()
     if row is None:
         return None
     return UserRow(id=row["id"], username=row["username"], role=Role(row["role"]))
-
-
-def touch_token(conn: Connection, *, token: str) -> None:
-    """Record use of a token, at most once a minute (no write on every request)."""
-    conn.execute(
-        """
-        UPDATE api_tokens SET last_used_at = now() AT TIME ZONE 'UTC'
-        WHERE token_hash = %(hash)s
-          AND (last_used_at IS NULL
-               OR last_used_at < (now() AT TIME ZONE 'UTC') - interval '1 minute')
-        """,
-        {"hash": hash_token(token)},
-    )
 
 
 def revoke_token(conn: Connection, *, token: str) -> bool:

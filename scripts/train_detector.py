@@ -65,8 +65,11 @@ def train(data: Path, args: argparse.Namespace) -> Path:
         print(f"resuming from {last}", flush=True)
         YOLO(str(last)).train(resume=True)
     elif not last.exists():
-        model = YOLO(args.model)  # built from the yaml: random init, nothing downloaded
+        # From the yaml: random init, nothing downloaded; or a previous stage's local weights.
+        model = YOLO(args.init or args.model)
+        tuned = {"optimizer": "AdamW", "lr0": args.lr0, "warmup_epochs": 0.5} if args.lr0 else {}
         model.train(
+            **tuned,
             data=str(data),
             imgsz=args.imgsz,
             epochs=args.epochs,
@@ -86,7 +89,7 @@ def train(data: Path, args: argparse.Namespace) -> Path:
             # Synthetic scenes already rotate, tilt and degrade; a mirrored card is not a card.
             fliplr=0.0,
             degrees=0.0,
-            mosaic=0.5,
+            mosaic=args.mosaic,
             close_mosaic=2,
             scale=0.4,
             translate=0.1,
@@ -146,7 +149,9 @@ def write_model_card(run: Path, target: Path, args: argparse.Namespace) -> None:
     command = (
         "YOLO_OFFLINE=1 .venv-train/bin/python -m scripts.train_detector "
         f"--version {args.version} --n-train {args.n_train} --n-val {args.n_val} "
-        f"--imgsz {args.imgsz}" + (f" --hours {args.hours}" if args.hours else "")
+        f"--imgsz {args.imgsz}"
+        + (f" --hours {args.hours}" if args.hours else f" --epochs {args.epochs}")
+        + (f" --init {args.init} --lr0 {args.lr0} --mosaic {args.mosaic}" if args.init else "")
     )
     lines = [
         f"# Card detector `{target.stem}`",
@@ -194,6 +199,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default=None, help="start from these weights (a previous stage)")
+    p.add_argument("--lr0", type=float, default=None, help="AdamW learning rate (default: auto)")
+    p.add_argument("--mosaic", type=float, default=0.5)
     p.add_argument("--export-only", action="store_true")
     args = p.parse_args()
     started = time.time()

@@ -44,9 +44,8 @@ def _side_line(
     grad = np.abs(np.diff(prof, axis=1))  # (N_ALONG, n_across - 1)
     best = grad.argmax(1)
     strength = grad[np.arange(N_ALONG), best]
-    ok = strength > max(
-        8.0, 0.35 * float(strength.max())
-    )  # the clearly visible stretches of the side
+    # The clearly visible stretches of the side.
+    ok = strength > max(8.0, 0.35 * float(strength.max()))
     if ok.sum() < N_ALONG // 3:
         return None
     # Sub-pixel peak: a parabola through the gradient around the best step.
@@ -59,13 +58,30 @@ def _side_line(
     )
     step = d[1] - d[0]
     offs = (d[best] + d[best + 1]) / 2 + delta * step
-    # Consistency: most samples should agree on one offset (a straight edge), not scatter.
-    med = float(np.median(offs[ok]))
-    agree = ok & (np.abs(offs - med) <= max(1.5, 0.15 * reach))
-    if agree.sum() < N_ALONG // 3:
+    # The predicted side may be tilted against the true edge, so the offsets drift linearly
+    # along it: find the straight line through most peaks (RANSAC), then refit on its inliers.
+    pts2 = base + offs[:, None] * inward[None, :]  # (N_ALONG, 2) peak positions
+    idx = np.flatnonzero(ok)
+    tol = max(1.0, 0.08 * reach)
+    rng = np.random.default_rng(0)  # deterministic: the same photo gives the same quad
+    best_in: np.ndarray | None = None
+    for _ in range(40):
+        i, j = rng.choice(idx, 2, replace=False)
+        dvec = pts2[j] - pts2[i]
+        norm = float(np.hypot(dvec[0], dvec[1]))
+        if norm < 1e-6:
+            continue
+        normal = np.array([-dvec[1], dvec[0]]) / norm
+        inl = idx[np.abs((pts2[idx] - pts2[i]) @ normal) <= tol]
+        if best_in is None or len(inl) > len(best_in):
+            best_in = inl
+    if best_in is None or len(best_in) < N_ALONG // 3:
         return None
-    found = base[agree] + offs[agree, None] * inward[None, :]
+    found = pts2[best_in]
     vx, vy, x0, y0 = cv2.fitLine(found.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+    side = (p1 - p0) / max(float(np.linalg.norm(p1 - p0)), 1e-6)
+    if abs(vx * side[0] + vy * side[1]) < np.cos(np.deg2rad(12)):  # not along the side
+        return None
     return np.array([x0, y0], np.float64), np.array([vx, vy], np.float64)
 
 

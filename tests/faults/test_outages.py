@@ -171,12 +171,12 @@ def test_scan_of_a_dead_worker_whose_message_was_lost_is_reaped_and_completed_on
     from pipeline.enqueue import queue_depth, register_photo
     from tests.photos import photo
 
-    hung = start_worker(CARDSCAN_FAKE_RECOGNIZER_DELAY_S="60")
+    slow = start_worker(CARDSCAN_FAKE_RECOGNIZER_DELAY_S="60")
     scan_id, _ = register_photo(user_id=user_id, data=photo(7), filename="7.jpg",
                                 trigger="ingest")
     assert _wait_for_status(scan_id, ("processing",), timeout=30).status == "processing"
-    hung.kill()
-    _stop_then_start(redis_broker)()  # the unacknowledged message dies with the broker
+    slow.kill()
+    _stop_then_start(redis_broker, down_s=0)()  # the unacknowledged message dies with the broker
     assert queue_depth() == 0
     assert _wait_for_status(scan_id, ("completed", "failed"), timeout=0).status == "processing"
 
