@@ -131,7 +131,8 @@ class CardDetector(Model):
         max_det: int = 64,
         refine: bool = True,
         contain: float = 0.9,
-        reach: float = 0.03,
+        reach: float = 0.08,
+        second_look: float = 0.15,
     ) -> None:
         super().__init__(path)
         self.conf = conf
@@ -140,6 +141,7 @@ class CardDetector(Model):
         self.refine = refine
         self.contain = contain
         self.reach = reach  # how far (fraction of card height) refinement looks for each edge
+        self.second_look = second_look  # margin (fraction of the long side) of the retry; 0: none
         self.imgsz = 0
         self._session: Any = None  # onnxruntime.InferenceSession once loaded
         self._input = "images"
@@ -169,7 +171,20 @@ class CardDetector(Model):
         return out[out[:, 4] >= self.conf], scale, pad
 
     def _predict(self, image: np.ndarray) -> list[Detection]:
-        rows, scale, pad = self.raw(image)
+        found = self._detect(image, image, 0)
+        if found or not self.second_look:
+            return found
+        # Nothing found: the photo may be a crop whose card fills the frame, edges on the border.
+        # Look again with a grey margin, so the card lies on a plain background as in training.
+        margin = int(self.second_look * max(image.shape[:2]))
+        padded = cv2.copyMakeBorder(
+            image, margin, margin, margin, margin, cv2.BORDER_CONSTANT, value=(LETTERBOX_FILL,) * 3
+        )
+        return self._detect(padded, image, margin)
+
+    def _detect(self, seen: np.ndarray, image: np.ndarray, margin: int) -> list[Detection]:
+        """Detections in `seen` (the image, or it with a margin), returned in `image` pixels."""
+        rows, scale, pad = self.raw(seen)
         if not len(rows):
             return []
         xy = rows[:, :4]
@@ -179,7 +194,7 @@ class CardDetector(Model):
         out = []
         h, w = image.shape[:2]
         for i in keep:
-            quad = _tidy(geometry.unletterbox(quads[i], scale, pad))
+            quad = _tidy(geometry.unletterbox(quads[i], scale, pad)) - np.float32(margin)
             if not _plausible(quad, w, h):
                 continue
             if self.refine:

@@ -76,6 +76,9 @@ def make_app() -> Celery:
         worker_proc_alive_timeout=300,
         worker_send_task_events=False,
         broker_connection_retry_on_startup=True,
+        # When the broker connection drops, the unacked message is redelivered; cancelling the
+        # running task then avoids doing the same scan twice at once (Celery 6's default).
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_timeout=3,
         enable_utc=True,
         **broker_config(),

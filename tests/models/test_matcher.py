@@ -118,6 +118,13 @@ def photographed(img: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def test_conclusive_geometry_skips_the_ocr(catalog):
+    matcher, images, reader = catalog
+    reader.reading = TextReading(title="Completely Different", title_conf=0.95)
+    [m] = matcher.predict([images["tst-3"]])
+    assert m.evidence["title_read"] == "" and m.card_key == "tst-3"
+
+
 def test_known_card_is_auto_accepted_with_its_metadata(catalog):
     matcher, images, reader = catalog
     reader.reading = TextReading(title="Card tst-3", title_conf=0.95)
@@ -157,7 +164,8 @@ def test_sibling_printings_need_the_printed_number(catalog):
     assert m.card_key == "tst-11" and m.decision == Decision.AUTO_ACCEPTED
 
 
-def test_a_title_naming_another_card_blocks_auto_accept(catalog):
+def test_a_title_naming_another_card_blocks_auto_accept(catalog, monkeypatch):
+    monkeypatch.setattr("models.matcher.SURE_INLIERS", 10_000)  # geometry never skips the OCR here
     matcher, images, reader = catalog
     reader.reading = TextReading(title="Completely Different", title_conf=0.95)
     [m] = matcher.predict([photographed(images["tst-5"])])
