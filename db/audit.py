@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg import Connection
 from psycopg.types.json import Jsonb
+
+from db.pool import Conn
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ def _json(value: dict | None) -> Jsonb | None:
 
 
 def record(
-    conn: Connection, *, actor_user_id: Any, action: str, entity_type: str, entity_id: Any,
+    conn: Conn, *, actor_user_id: Any, action: str, entity_type: str, entity_id: Any,
     before: dict | None = None, after: dict | None = None,
 ) -> int:
     """Append one audit row; returns its id."""
@@ -47,7 +48,7 @@ def record(
     return row["id"]
 
 
-def entries_for(conn: Connection, *, entity_type: str, entity_id: Any) -> list[AuditEntry]:
+def entries_for(conn: Conn, *, entity_type: str, entity_id: Any) -> list[AuditEntry]:
     """Every audit row of one entity, oldest first."""
     rows = conn.execute(
         """

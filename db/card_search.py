@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import Connection
 from rapidfuzz import fuzz, process, utils
+
+from db.pool import Conn
 
 CACHE_S = 60.0
 
@@ -36,7 +37,7 @@ class CardHit:
     score: float
 
 
-def _catalog(conn: Connection) -> tuple[list[dict], list[str]]:
+def _catalog(conn: Conn) -> tuple[list[dict], list[str]]:
     global _cache
     with _lock:
         if _cache is None or time.monotonic() - _cache[0] > CACHE_S:
@@ -61,7 +62,7 @@ def forget_catalog() -> None:
         _cache, _has_trgm = None, None
 
 
-def _trigram_scores(conn: Connection, q: str) -> dict[str, float]:
+def _trigram_scores(conn: Conn, q: str) -> dict[str, float]:
     global _has_trgm
     if _has_trgm is None:
         _has_trgm = conn.execute(
@@ -78,7 +79,7 @@ def _trigram_scores(conn: Connection, q: str) -> dict[str, float]:
 
 
 def search_cards(
-    conn: Connection, *, q: str, limit: int = 20, game: str | None = None
+    conn: Conn, *, q: str, limit: int = 20, game: str | None = None
 ) -> list[CardHit]:
     """The best `limit` printings for free text `q`, best first."""
     q = q.strip()

@@ -7,8 +7,9 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import Connection
 from psycopg.types.json import Jsonb
+
+from db.pool import Conn
 
 
 def normalize_name(name: str) -> str:
@@ -36,7 +37,7 @@ CARD_COLUMNS = """
 """
 
 
-def upsert_set(conn: Connection, *, code: str, name: str, game: str) -> tuple[Any, bool]:
+def upsert_set(conn: Conn, *, code: str, name: str, game: str) -> tuple[Any, bool]:
     """The set's id, and whether this call created or changed it."""
     row = conn.execute(
         """
@@ -54,7 +55,7 @@ def upsert_set(conn: Connection, *, code: str, name: str, game: str) -> tuple[An
 
 
 def upsert_card(
-    conn: Connection, *, set_id: Any, card_key: str, name: str, card_number: str | None,
+    conn: Conn, *, set_id: Any, card_key: str, name: str, card_number: str | None,
     variant: str | None, image_key: str | None, metadata: dict,
 ) -> str:
     """Insert or update one printing; returns 'created', 'updated' or 'unchanged'."""
@@ -87,12 +88,12 @@ def upsert_card(
     return "created" if row["inserted"] else "updated"
 
 
-def card_image_keys(conn: Connection) -> dict[str, str | None]:
+def card_image_keys(conn: Conn) -> dict[str, str | None]:
     rows = conn.execute("SELECT card_key, image_key FROM cards").fetchall()
     return {r["card_key"]: r["image_key"] for r in rows}
 
 
-def list_cards(conn: Connection, *, game: str | None = None) -> list[CardRow]:
+def list_cards(conn: Conn, *, game: str | None = None) -> list[CardRow]:
     rows = conn.execute(
         f"""
         SELECT {CARD_COLUMNS} FROM cards c JOIN sets s ON s.id = c.set_id
@@ -104,7 +105,7 @@ def list_cards(conn: Connection, *, game: str | None = None) -> list[CardRow]:
     return [CardRow(**r) for r in rows]
 
 
-def get_card(conn: Connection, *, card_key: str) -> CardRow | None:
+def get_card(conn: Conn, *, card_key: str) -> CardRow | None:
     row = conn.execute(
         f"SELECT {CARD_COLUMNS} FROM cards c JOIN sets s ON s.id = c.set_id "
         "WHERE c.card_key = %(key)s AND c.deleted_at IS NULL",
@@ -113,7 +114,7 @@ def get_card(conn: Connection, *, card_key: str) -> CardRow | None:
     return CardRow(**row) if row else None
 
 
-def catalog_stats(conn: Connection) -> dict[str, Any]:
+def catalog_stats(conn: Conn) -> dict[str, Any]:
     """Printings in total, per game, and per (game, set)."""
     rows = conn.execute(
         """

@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from psycopg import Connection
+from db.pool import Conn
 
 
 class Condition(StrEnum):
@@ -88,7 +88,7 @@ ENTRY_FROM = "inventory_entries ie JOIN cards c ON c.id = ie.card_id JOIN sets s
 
 
 def save_scan_card(
-    conn: Connection, *, user_id: Any, scan_card_id: Any, card_id: Any, condition: Condition,
+    conn: Conn, *, user_id: Any, scan_card_id: Any, card_id: Any, condition: Condition,
     quantity: int, scan_confidence: float | None, scan_image_url: str | None,
     restore: bool = True,
 ) -> tuple[Any, bool]:
@@ -132,7 +132,7 @@ def save_scan_card(
 
 
 def list_entries(
-    conn: Connection, *, user_id: Any, game: str | None = None, set_code: str | None = None,
+    conn: Conn, *, user_id: Any, game: str | None = None, set_code: str | None = None,
     condition: str | None = None, limit: int = 100, offset: int = 0,
 ) -> list[InventoryEntry]:
     """The user's live entries, filtered by game, set and condition, newest first."""
@@ -152,7 +152,7 @@ def list_entries(
     return [InventoryEntry(**r) for r in rows]
 
 
-def get_entry(conn: Connection, *, user_id: Any, entry_id: Any) -> InventoryEntry | None:
+def get_entry(conn: Conn, *, user_id: Any, entry_id: Any) -> InventoryEntry | None:
     """One live entry of this user."""
     row = conn.execute(
         f"SELECT {ENTRY_COLUMNS} FROM {ENTRY_FROM} "
@@ -163,7 +163,7 @@ def get_entry(conn: Connection, *, user_id: Any, entry_id: Any) -> InventoryEntr
 
 
 def update_entry(
-    conn: Connection, *, user_id: Any, entry_id: Any, changes: dict[str, Any]
+    conn: Conn, *, user_id: Any, entry_id: Any, changes: dict[str, Any]
 ) -> InventoryEntry | None:
     """Apply the EDITABLE fields in `changes`; None when the entry is missing or deleted."""
     fields = {k: v for k, v in changes.items() if k in EDITABLE}
@@ -179,7 +179,7 @@ def update_entry(
     return get_entry(conn, user_id=user_id, entry_id=entry_id)
 
 
-def soft_delete_entry(conn: Connection, *, user_id: Any, entry_id: Any) -> bool:
+def soft_delete_entry(conn: Conn, *, user_id: Any, entry_id: Any) -> bool:
     row = conn.execute(
         """
         UPDATE inventory_entries SET deleted_at = now() AT TIME ZONE 'UTC'
@@ -201,7 +201,7 @@ class SetTotal:
     unvalued_cards: int
 
 
-def totals(conn: Connection, *, user_id: Any) -> list[SetTotal]:
+def totals(conn: Conn, *, user_id: Any) -> list[SetTotal]:
     """Per (game, set): entries, card count, value at the last valuation, cards without one."""
     rows = conn.execute(
         f"""
@@ -239,7 +239,7 @@ class ExportRow:
 
 
 def export_rows(
-    conn: Connection, *, user_id: Any, game: str | None = None, set_code: str | None = None
+    conn: Conn, *, user_id: Any, game: str | None = None, set_code: str | None = None
 ) -> list[ExportRow]:
     """One row per (card, condition): import tools want a count per printing, not per scan."""
     rows = conn.execute(
@@ -274,7 +274,7 @@ class ScanConfirmResult:
 
 
 def confirm_scan(
-    conn: Connection, *, user_id: Any, scan_id: Any, items: list[ScanConfirmItem] | None,
+    conn: Conn, *, user_id: Any, scan_id: Any, items: list[ScanConfirmItem] | None,
     default_condition: Condition = Condition.NEAR_MINT, default_quantity: int = 1,
 ) -> ScanConfirmResult:
     """Save a scan's settled cards into its owner's inventory.

@@ -7,8 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from psycopg import Connection
 from psycopg.types.json import Jsonb
+
+from db.pool import Conn
 
 
 class JobStatus(StrEnum):
@@ -46,7 +47,7 @@ def _job(row: dict | None) -> JobRow | None:
 
 
 def insert_job(
-    conn: Connection, *, scan_id: Any, trigger: str, celery_task_id: str | None = None,
+    conn: Conn, *, scan_id: Any, trigger: str, celery_task_id: str | None = None,
 ) -> Any:
     row = conn.execute(
         "INSERT INTO jobs (scan_id, trigger, celery_task_id) "
@@ -56,7 +57,7 @@ def insert_job(
     return row["id"]
 
 
-def set_task_id(conn: Connection, *, job_id: Any, celery_task_id: str | None) -> None:
+def set_task_id(conn: Conn, *, job_id: Any, celery_task_id: str | None) -> None:
     """The job's message id on the broker; None records that publishing it failed."""
     conn.execute(
         "UPDATE jobs SET celery_task_id = %(task)s WHERE id = %(id)s",
@@ -64,7 +65,7 @@ def set_task_id(conn: Connection, *, job_id: Any, celery_task_id: str | None) ->
     )
 
 
-def latest_job(conn: Connection, *, scan_id: Any) -> JobRow | None:
+def latest_job(conn: Conn, *, scan_id: Any) -> JobRow | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM jobs WHERE scan_id = %(id)s ORDER BY queued_at DESC, id LIMIT 1",
         {"id": scan_id},
@@ -72,7 +73,7 @@ def latest_job(conn: Connection, *, scan_id: Any) -> JobRow | None:
     return _job(row)
 
 
-def list_jobs(conn: Connection, *, scan_id: Any) -> list[JobRow]:
+def list_jobs(conn: Conn, *, scan_id: Any) -> list[JobRow]:
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM jobs WHERE scan_id = %(id)s ORDER BY queued_at, id",
         {"id": scan_id},
@@ -80,7 +81,7 @@ def list_jobs(conn: Connection, *, scan_id: Any) -> list[JobRow]:
     return [_job(r) for r in rows]
 
 
-def start_job(conn: Connection, *, scan_id: Any, worker: str, celery_task_id: str | None) -> Any:
+def start_job(conn: Conn, *, scan_id: Any, worker: str, celery_task_id: str | None) -> Any:
     """Mark the scan's latest open job running (a new row if none is open); returns its id."""
     row = conn.execute(
         f"""
@@ -108,7 +109,7 @@ def start_job(conn: Connection, *, scan_id: Any, worker: str, celery_task_id: st
 
 
 def finish_job(
-    conn: Connection, *, job_id: Any, status: JobStatus, stage_timings: dict | None = None,
+    conn: Conn, *, job_id: Any, status: JobStatus, stage_timings: dict | None = None,
     error_type: str | None = None, error_message: str | None = None,
 ) -> None:
     conn.execute(
@@ -126,7 +127,7 @@ def finish_job(
     )
 
 
-def stage_latency_summary(conn: Connection, *, last_n: int = 1000) -> dict[str, dict[str, float]]:
+def stage_latency_summary(conn: Conn, *, last_n: int = 1000) -> dict[str, dict[str, float]]:
     """p50 / p95 / mean of each stage over the last `last_n` finished jobs, in milliseconds."""
     rows = conn.execute(
         """

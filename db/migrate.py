@@ -23,7 +23,9 @@ def alembic_config(url: str | None = None) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     url = url or database_url()
     # SQLAlchemy speaks psycopg 3 through the postgresql+psycopg dialect.
-    config.set_main_option("sqlalchemy.url", url.replace("postgresql://", "postgresql+psycopg://", 1))
+    config.set_main_option(
+        "sqlalchemy.url", url.replace("postgresql://", "postgresql+psycopg://", 1)
+    )
     return config
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from psycopg import Connection
 from psycopg.types.json import Jsonb
+
+from db.pool import Conn
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class ModelMetric:
 
 
 def record_metric(
-    conn: Connection, *, model_name: str, model_version: str, metric_name: str,
+    conn: Conn, *, model_name: str, model_version: str, metric_name: str,
     value: float, dataset: str = "", details: dict | None = None,
 ) -> None:
     """Insert or replace the figure for (model, version, metric, dataset)."""
@@ -38,7 +39,7 @@ def record_metric(
     )
 
 
-def list_metrics(conn: Connection, *, model_name: str | None = None) -> list[ModelMetric]:
+def list_metrics(conn: Conn, *, model_name: str | None = None) -> list[ModelMetric]:
     rows = conn.execute(
         """
         SELECT model_name, model_version, metric_name, metric_value, dataset, recorded_at

@@ -12,14 +12,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from db.server import database_url
 from db.settings import settings
 
+# What every query function takes: a connection whose rows are dicts (see connect_kwargs).
+Conn = psycopg.Connection[DictRow]
+
 _lock = threading.Lock()
-_pool: ConnectionPool | None = None
+_pool: ConnectionPool[psycopg.Connection[DictRow]] | None = None
 _pool_pid: int | None = None
 
 
@@ -31,7 +34,7 @@ def connect_kwargs() -> dict:
     }
 
 
-def get_pool() -> ConnectionPool:
+def get_pool() -> ConnectionPool[psycopg.Connection[DictRow]]:
     """This process's pool; a forked child gets a new one rather than its parent's sockets."""
     global _pool, _pool_pid
     with _lock:
@@ -51,7 +54,7 @@ def get_pool() -> ConnectionPool:
 
 
 @contextmanager
-def connection() -> Iterator[psycopg.Connection]:
+def connection() -> Iterator[psycopg.Connection[DictRow]]:
     """A pooled connection, returned to the pool when the block ends."""
     with get_pool().connection() as conn:
         yield conn
@@ -66,6 +69,6 @@ def close_pool() -> None:
         _pool_pid = None
 
 
-def connect(autocommit: bool = False) -> psycopg.Connection:
+def connect(autocommit: bool = False) -> psycopg.Connection[DictRow]:
     """A single connection outside the pool (migrations, one-off commands); close it yourself."""
     return psycopg.connect(database_url(), autocommit=autocommit, **connect_kwargs())

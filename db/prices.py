@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from psycopg import Connection
+from db.pool import Conn
 
 NOW = "(now() AT TIME ZONE 'UTC')"
 
@@ -24,7 +24,7 @@ class PricePoint:
     observed_at: datetime
 
 
-def ensure_sources(conn: Connection, *, names: Iterable[str]) -> dict[str, Any]:
+def ensure_sources(conn: Conn, *, names: Iterable[str]) -> dict[str, Any]:
     """Source ids by name, creating the missing ones (imported sources)."""
     names = sorted(set(names))
     conn.execute(
@@ -38,7 +38,7 @@ def ensure_sources(conn: Connection, *, names: Iterable[str]) -> dict[str, Any]:
     return {r["name"]: r["id"] for r in rows}
 
 
-def insert_prices(conn: Connection, *, points: list[PricePoint]) -> int:
+def insert_prices(conn: Conn, *, points: list[PricePoint]) -> int:
     """Bulk insert through COPY into a temporary table; rows already stored are skipped.
 
     Returns how many rows were new. NULL condition or listing type counts as equal here, which
@@ -95,7 +95,7 @@ class PriceGroup:
     prices: list[float]
 
 
-def price_groups(conn: Connection, *, since: datetime) -> Iterator[PriceGroup]:
+def price_groups(conn: Conn, *, since: datetime) -> Iterator[PriceGroup]:
     """Observed prices since `since`, per (card, condition, currency) and pooled per card.
 
     The pooled group (condition None) values entries whose own condition has no prices.
@@ -130,7 +130,7 @@ class Valuation:
     valid_until: datetime
 
 
-def insert_valuations(conn: Connection, *, valuations: list[Valuation]) -> int:
+def insert_valuations(conn: Conn, *, valuations: list[Valuation]) -> int:
     with conn.cursor() as cur:
         cur.executemany(
             """
@@ -147,7 +147,7 @@ def insert_valuations(conn: Connection, *, valuations: list[Valuation]) -> int:
     return len(valuations)
 
 
-def revalue_inventory(conn: Connection, *, currency: str = "USD") -> int:
+def revalue_inventory(conn: Conn, *, currency: str = "USD") -> int:
     """Stamp every live entry with its card's latest valid FMV: its own condition, else pooled."""
     cur = conn.execute(
         f"""
@@ -176,7 +176,7 @@ def revalue_inventory(conn: Connection, *, currency: str = "USD") -> int:
     return cur.rowcount
 
 
-def write_snapshots(conn: Connection, *, snapshot_date: date) -> int:
+def write_snapshots(conn: Conn, *, snapshot_date: date) -> int:
     """One `portfolio_snapshots` row per user with live entries; a rerun that day replaces it."""
     cur = conn.execute(
         """
@@ -207,7 +207,7 @@ def write_snapshots(conn: Connection, *, snapshot_date: date) -> int:
     return cur.rowcount
 
 
-def snapshots(conn: Connection, *, user_id: Any, limit: int = 30) -> list[dict]:
+def snapshots(conn: Conn, *, user_id: Any, limit: int = 30) -> list[dict]:
     """The user's latest daily portfolio snapshots, newest first."""
     return conn.execute(
         "SELECT snapshot_date, total_value, total_cards, unique_cards, value_by_set "
@@ -216,12 +216,12 @@ def snapshots(conn: Connection, *, user_id: Any, limit: int = 30) -> list[dict]:
     ).fetchall()
 
 
-def card_keys(conn: Connection) -> set[str]:
+def card_keys(conn: Conn) -> set[str]:
     """Every catalog key (the import checks rows against it)."""
     return {r["card_key"] for r in conn.execute("SELECT card_key FROM cards").fetchall()}
 
 
-def catalog_for_prices(conn: Connection) -> list[dict]:
+def catalog_for_prices(conn: Conn) -> list[dict]:
     """Every printing with what the price generator bases its level on."""
     return conn.execute(
         "SELECT c.card_key, s.game_type AS game, c.variant, c.rarity "
@@ -229,7 +229,7 @@ def catalog_for_prices(conn: Connection) -> list[dict]:
     ).fetchall()
 
 
-def count_unvalued_cards(conn: Connection) -> int:
+def count_unvalued_cards(conn: Conn) -> int:
     """Catalog cards that have never had a valuation (no prices ever seen)."""
     row = conn.execute(
         "SELECT count(*) AS n FROM cards c WHERE c.deleted_at IS NULL AND NOT EXISTS "

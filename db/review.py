@@ -13,10 +13,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from psycopg import Connection
-
 from db import audit
 from db.inventory import Condition, save_scan_card
+from db.pool import Conn
 from db.scans import Decision
 
 
@@ -91,7 +90,7 @@ def _candidate_score(raw: dict) -> float | None:
     return None
 
 
-def _with_candidates(conn: Connection, row: dict) -> ReviewCard:
+def _with_candidates(conn: Conn, row: dict) -> ReviewCard:
     """Stored candidates (a JSON list of {card_key, score, …}) as catalog cards, in order."""
     raw = [c for c in (row.pop("candidates") or []) if isinstance(c, dict) and _candidate_key(c)]
     keys = [_candidate_key(c) for c in raw]
@@ -120,7 +119,7 @@ def _with_candidates(conn: Connection, row: dict) -> ReviewCard:
     return ReviewCard(**row, candidates=candidates)
 
 
-def get_scan_card(conn: Connection, *, scan_card_id: Any, lock: bool = False) -> ReviewCard | None:
+def get_scan_card(conn: Conn, *, scan_card_id: Any, lock: bool = False) -> ReviewCard | None:
     """One scan card with its owner and catalog candidates; `lock` takes its row lock."""
     row = conn.execute(
         f"SELECT {SCAN_CARD_COLUMNS} FROM scan_cards sc JOIN scans s ON s.id = sc.scan_id "
@@ -131,7 +130,7 @@ def get_scan_card(conn: Connection, *, scan_card_id: Any, lock: bool = False) ->
 
 
 def lease_next(
-    conn: Connection, *, annotator_id: Any, lease_s: float = 300, skip_window_s: float = 600
+    conn: Conn, *, annotator_id: Any, lease_s: float = 300, skip_window_s: float = 600
 ) -> ReviewCard | None:
     """Lease the lowest-confidence undecided `needs_review` card to this annotator.
 
@@ -184,7 +183,7 @@ def lease_next(
     return get_scan_card(conn, scan_card_id=row["id"])
 
 
-def queue_size(conn: Connection) -> int:
+def queue_size(conn: Conn) -> int:
     """Undecided `needs_review` cards, leased or not."""
     row = conn.execute(
         "SELECT count(*) AS n FROM scan_cards "
@@ -193,7 +192,7 @@ def queue_size(conn: Connection) -> int:
     return row["n"]
 
 
-def _claim(conn: Connection, *, scan_card_id: Any, annotator_id: Any) -> ReviewCard:
+def _claim(conn: Conn, *, scan_card_id: Any, annotator_id: Any) -> ReviewCard:
     """Lock the card for a decision; it must be undecided and not leased to someone else."""
     card = get_scan_card(conn, scan_card_id=scan_card_id, lock=True)
     if card is None:
@@ -208,7 +207,7 @@ def _claim(conn: Connection, *, scan_card_id: Any, annotator_id: Any) -> ReviewC
     return card
 
 
-def release(conn: Connection, *, scan_card_id: Any, annotator_id: Any) -> bool:
+def release(conn: Conn, *, scan_card_id: Any, annotator_id: Any) -> bool:
     """Skip: give the lease back and remember the skip (the queue passes it over for a while)."""
     card = _claim(conn, scan_card_id=scan_card_id, annotator_id=annotator_id)
     conn.execute(
@@ -221,7 +220,7 @@ def release(conn: Connection, *, scan_card_id: Any, annotator_id: Any) -> bool:
 
 
 def add_training_example(
-    conn: Connection, *, scan_card_id: Any, card_id: Any, predicted_card_id: Any, crop_key: str,
+    conn: Conn, *, scan_card_id: Any, card_id: Any, predicted_card_id: Any, crop_key: str,
     kind: TrainingKind, annotator_id: Any,
 ) -> Any:
     """One example per scan card; a later decision on the same card replaces it."""
@@ -251,7 +250,7 @@ class ReviewOutcome:
 
 
 def confirm(
-    conn: Connection, *, scan_card_id: Any, annotator_id: Any, card_key: str | None,
+    conn: Conn, *, scan_card_id: Any, annotator_id: Any, card_key: str | None,
     condition: Condition, quantity: int,
 ) -> ReviewOutcome:
     """Confirm the top candidate (no `card_key`) or settle on any catalog card.
@@ -314,7 +313,7 @@ def confirm(
     return ReviewOutcome(card.id, status, chosen_key, kind, entry_id)
 
 
-def reject(conn: Connection, *, scan_card_id: Any, annotator_id: Any, reason: str) -> ReviewOutcome:
+def reject(conn: Conn, *, scan_card_id: Any, annotator_id: Any, reason: str) -> ReviewOutcome:
     """Not a card, or unreadable: no inventory entry; the crop is kept as a negative example."""
     card = _claim(conn, scan_card_id=scan_card_id, annotator_id=annotator_id)
     conn.execute(

@@ -7,8 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from psycopg import Connection
 from psycopg.types.json import Jsonb
+
+from db.pool import Conn
 
 
 class ScanStatus(StrEnum):
@@ -106,7 +107,7 @@ def _scan(row: dict | None) -> ScanRow | None:
 
 
 def insert_scan(
-    conn: Connection, *, user_id: Any, upload_id: Any, image_url: str, trigger: Trigger,
+    conn: Conn, *, user_id: Any, upload_id: Any, image_url: str, trigger: Trigger,
     idempotency_key: str | None = None, location: str | None = None,
 ) -> Any | None:
     """A new pending scan's id; None when a live scan of this upload or key already exists."""
@@ -126,7 +127,7 @@ def insert_scan(
 
 
 def find_live_scan(
-    conn: Connection, *, user_id: Any, upload_id: Any = None, idempotency_key: str | None = None,
+    conn: Conn, *, user_id: Any, upload_id: Any = None, idempotency_key: str | None = None,
 ) -> ScanRow | None:
     """The user's undeleted scan with this idempotency key, else of this upload."""
     if idempotency_key is not None:
@@ -146,7 +147,7 @@ def find_live_scan(
     return _scan(row)
 
 
-def get_scan(conn: Connection, *, scan_id: Any, user_id: Any = None) -> ScanRow | None:
+def get_scan(conn: Conn, *, scan_id: Any, user_id: Any = None) -> ScanRow | None:
     """An undeleted scan; with `user_id`, only if it is that user's."""
     row = conn.execute(
         f"SELECT {_COLUMNS} {_FROM} WHERE s.id = %(id)s AND s.deleted_at IS NULL "
@@ -157,7 +158,7 @@ def get_scan(conn: Connection, *, scan_id: Any, user_id: Any = None) -> ScanRow 
 
 
 def list_scans(
-    conn: Connection, *, user_id: Any, status: ScanStatus | None = None, limit: int = 50,
+    conn: Conn, *, user_id: Any, status: ScanStatus | None = None, limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[ScanRow], int]:
     """One page of the user's scans, newest first, and the total that match."""
@@ -174,7 +175,7 @@ def list_scans(
     return [_scan(r) for r in rows], total
 
 
-def soft_delete_scan(conn: Connection, *, scan_id: Any, user_id: Any) -> bool:
+def soft_delete_scan(conn: Conn, *, scan_id: Any, user_id: Any) -> bool:
     cur = conn.execute(
         f"UPDATE scans SET deleted_at = {_NOW} WHERE id = %(id)s AND user_id = %(user_id)s "
         "AND deleted_at IS NULL",
@@ -183,7 +184,7 @@ def soft_delete_scan(conn: Connection, *, scan_id: Any, user_id: Any) -> bool:
     return cur.rowcount > 0
 
 
-def try_lock_scan(conn: Connection, *, scan_id: Any) -> bool:
+def try_lock_scan(conn: Conn, *, scan_id: Any) -> bool:
     """Session advisory lock held while a worker runs the scan; a dead worker's lock goes with
     its connection, which is how the reaper tells an orphan from a scan still in progress."""
     row = conn.execute(
@@ -192,11 +193,11 @@ def try_lock_scan(conn: Connection, *, scan_id: Any) -> bool:
     return bool(row["ok"])
 
 
-def unlock_scan(conn: Connection, *, scan_id: Any) -> None:
+def unlock_scan(conn: Conn, *, scan_id: Any) -> None:
     conn.execute("SELECT pg_advisory_unlock(hashtextextended(%(id)s::text, 0))", {"id": scan_id})
 
 
-def mark_processing(conn: Connection, *, scan_id: Any) -> ScanRow | None:
+def mark_processing(conn: Conn, *, scan_id: Any) -> ScanRow | None:
     """Move a pending (or orphaned processing) scan to processing; None if done or deleted."""
     row = conn.execute(
         f"""
@@ -210,7 +211,7 @@ def mark_processing(conn: Connection, *, scan_id: Any) -> ScanRow | None:
     return get_scan(conn, scan_id=row["id"]) if row else None
 
 
-def replace_scan_cards(conn: Connection, *, scan_id: Any, cards: list[ScanCardIn]) -> None:
+def replace_scan_cards(conn: Conn, *, scan_id: Any, cards: list[ScanCardIn]) -> None:
     """Write the scan's cards keyed by (scan_id, card_index): a re-run replaces, never adds."""
     conn.execute(
         "DELETE FROM scan_cards WHERE scan_id = %(id)s AND card_index >= %(n)s",
@@ -257,7 +258,7 @@ def replace_scan_cards(conn: Connection, *, scan_id: Any, cards: list[ScanCardIn
         )
 
 
-def complete_scan(conn: Connection, *, scan_id: Any, model_versions: dict, n_cards: int) -> None:
+def complete_scan(conn: Conn, *, scan_id: Any, model_versions: dict, n_cards: int) -> None:
     conn.execute(
         f"""
         UPDATE scans SET status = 'completed', processed_at = {_NOW}, model_versions = %(v)s,
@@ -269,7 +270,7 @@ def complete_scan(conn: Connection, *, scan_id: Any, model_versions: dict, n_car
     )
 
 
-def fail_scan(conn: Connection, *, scan_id: Any, error_code: str, error_message: str) -> None:
+def fail_scan(conn: Conn, *, scan_id: Any, error_code: str, error_message: str) -> None:
     conn.execute(
         f"""
         UPDATE scans SET status = 'failed', processed_at = {_NOW}, error_code = %(code)s,
@@ -280,7 +281,7 @@ def fail_scan(conn: Connection, *, scan_id: Any, error_code: str, error_message:
     )
 
 
-def list_scan_cards(conn: Connection, *, scan_id: Any) -> list[ScanCardRow]:
+def list_scan_cards(conn: Conn, *, scan_id: Any) -> list[ScanCardRow]:
     """The scan's cards in index order, with catalog names and sets where the card is known."""
     rows = conn.execute(
         """
@@ -302,7 +303,7 @@ def list_scan_cards(conn: Connection, *, scan_id: Any) -> list[ScanCardRow]:
     return [ScanCardRow(**{**r, "decision": Decision(r["decision"])}) for r in rows]
 
 
-def count_scans_by_status(conn: Connection) -> dict[str, int]:
+def count_scans_by_status(conn: Conn) -> dict[str, int]:
     rows = conn.execute(
         "SELECT status, count(*) AS n FROM scans WHERE deleted_at IS NULL GROUP BY status"
     ).fetchall()
@@ -311,7 +312,7 @@ def count_scans_by_status(conn: Connection) -> dict[str, int]:
     return counts
 
 
-def claim_stuck_scans(conn: Connection, *, older_than_s: float, limit: int = 100) -> list[Any]:
+def claim_stuck_scans(conn: Conn, *, older_than_s: float, limit: int = 100) -> list[Any]:
     """Scans to re-enqueue: processing with no live worker holding them (or for longer than
     `older_than_s`), or pending for longer than that (a message lost by the broker).
     They go back to pending with a fresh clock, so two reapers do not both take one."""
@@ -343,7 +344,7 @@ def claim_stuck_scans(conn: Connection, *, older_than_s: float, limit: int = 100
     return [r["id"] for r in rows]
 
 
-def requeue_scan(conn: Connection, *, scan_id: Any) -> None:
+def requeue_scan(conn: Conn, *, scan_id: Any) -> None:
     """Back to pending while a retry waits (so the reaper does not take it as an orphan)."""
     conn.execute(
         "UPDATE scans SET status = 'pending', processing_started_at = NULL "
@@ -364,7 +365,7 @@ class ScanOutcome:
     needs_review: int
 
 
-def scan_outcomes(conn: Connection, *, scan_ids: list[Any]) -> list[ScanOutcome]:
+def scan_outcomes(conn: Conn, *, scan_ids: list[Any]) -> list[ScanOutcome]:
     """Status and card counts of many scans in one query."""
     rows = conn.execute(
         """

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg import Connection
+from db.pool import Conn
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ _COLUMNS = """id, user_id, sha256, size_bytes, media_type, width, height, storag
 
 
 def insert_upload(
-    conn: Connection, *, user_id: Any, sha256: str, size_bytes: int, media_type: str,
+    conn: Conn, *, user_id: Any, sha256: str, size_bytes: int, media_type: str,
     width: int | None, height: int | None, storage_key: str, original_filename: str | None,
 ) -> tuple[UploadRow, bool]:
     """The user's upload of these bytes, and whether this call created it."""
@@ -55,7 +55,7 @@ def insert_upload(
     return existing, False
 
 
-def get_upload_by_sha(conn: Connection, *, user_id: Any, sha256: str) -> UploadRow | None:
+def get_upload_by_sha(conn: Conn, *, user_id: Any, sha256: str) -> UploadRow | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM uploads WHERE user_id = %(user_id)s AND sha256 = %(sha256)s",
         {"user_id": user_id, "sha256": sha256},
@@ -63,12 +63,12 @@ def get_upload_by_sha(conn: Connection, *, user_id: Any, sha256: str) -> UploadR
     return UploadRow(**row) if row else None
 
 
-def get_upload(conn: Connection, *, upload_id: Any) -> UploadRow | None:
+def get_upload(conn: Conn, *, upload_id: Any) -> UploadRow | None:
     row = conn.execute(
         f"SELECT {_COLUMNS} FROM uploads WHERE id = %(id)s", {"id": upload_id}
     ).fetchone()
     return UploadRow(**row) if row else None
 
 
-def count_uploads(conn: Connection) -> int:
+def count_uploads(conn: Conn) -> int:
     return conn.execute("SELECT count(*) AS n FROM uploads").fetchone()["n"]

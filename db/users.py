@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from psycopg import Connection
+from db.pool import Conn
 
 
 class Role(StrEnum):
@@ -36,7 +36,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_user(conn: Connection, *, username: str, role: Role = Role.USER) -> UserRow:
+def create_user(conn: Conn, *, username: str, role: Role = Role.USER) -> UserRow:
     """A new user with `role` (annotator and admin are rows in admin_users)."""
     row = conn.execute(
         "INSERT INTO users (username) VALUES (%(username)s) RETURNING id",
@@ -50,7 +50,7 @@ def create_user(conn: Connection, *, username: str, role: Role = Role.USER) -> U
     return UserRow(id=row["id"], username=username, role=role)
 
 
-def get_user_by_name(conn: Connection, *, username: str) -> UserRow | None:
+def get_user_by_name(conn: Conn, *, username: str) -> UserRow | None:
     row = conn.execute(
         f"SELECT u.id, u.username, {_ROLE_SQL} AS role FROM users u "
         "WHERE u.username = %(username)s AND u.deleted_at IS NULL",
@@ -59,7 +59,7 @@ def get_user_by_name(conn: Connection, *, username: str) -> UserRow | None:
     return UserRow(id=row["id"], username=row["username"], role=Role(row["role"])) if row else None
 
 
-def issue_token(conn: Connection, *, user_id: Any, name: str | None = None) -> str:
+def issue_token(conn: Conn, *, user_id: Any, name: str | None = None) -> str:
     """Create a bearer token for the user; only its hash is stored, so return it once."""
     token = secrets.token_urlsafe(32)
     conn.execute(
@@ -77,7 +77,7 @@ _ROLE_SQL = """
 """
 
 
-def user_for_token(conn: Connection, *, token: str) -> UserRow | None:
+def user_for_token(conn: Conn, *, token: str) -> UserRow | None:
     """The live user holding this unrevoked token, with their highest role; the token's
     last use is recorded in the same statement, at most once a minute."""
     row = conn.execute(
@@ -102,7 +102,7 @@ def user_for_token(conn: Connection, *, token: str) -> UserRow | None:
     return UserRow(id=row["id"], username=row["username"], role=Role(row["role"]))
 
 
-def revoke_token(conn: Connection, *, token: str) -> bool:
+def revoke_token(conn: Conn, *, token: str) -> bool:
     cur = conn.execute(
         "UPDATE api_tokens SET revoked_at = now() AT TIME ZONE 'UTC' "
         "WHERE token_hash = %(hash)s AND revoked_at IS NULL",

@@ -118,10 +118,17 @@ def read_catalog(folder: Path, report: ImportReport) -> list[CatalogRow]:
             seen[key] = line
             rows.append(
                 CatalogRow(
-                    line=line, card_key=key, game=game, name=name, set_code=set_code,
-                    set_name=set_name or set_code, number=rec["number"].strip() or None,
-                    variant=(rec.get("variant") or "").strip() or None, image=image,
-                    image_path=image_rel, source_repo=(rec.get("source_repo") or "").strip() or None,
+                    line=line,
+                    card_key=key,
+                    game=game,
+                    name=name,
+                    set_code=set_code,
+                    set_name=set_name or set_code,
+                    number=rec["number"].strip() or None,
+                    variant=(rec.get("variant") or "").strip() or None,
+                    image=image,
+                    image_path=image_rel,
+                    source_repo=(rec.get("source_repo") or "").strip() or None,
                 )
             )
     return rows
@@ -141,8 +148,13 @@ def import_catalog(folder: Path, storage: Storage | None = None) -> ImportReport
                 )
             image_key = storage.put(row.image, prefix="catalog", content_type="image/jpeg")
             outcome = cards_db.upsert_card(
-                conn, set_id=set_ids[row.set_code], card_key=row.card_key, name=row.name,
-                card_number=row.number, variant=row.variant, image_key=image_key,
+                conn,
+                set_id=set_ids[row.set_code],
+                card_key=row.card_key,
+                name=row.name,
+                card_number=row.number,
+                variant=row.variant,
+                image_key=image_key,
                 metadata={"source_repo": row.source_repo, "image_path": row.image_path},
             )
             report.outcomes[outcome] += 1

@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg
 from psycopg import pq
 
 from db import jobs, scans, uploads
-from db.pool import connection
+from db.pool import Conn, connection
 from db.scans import ScanStatus, Trigger
 from pipeline.celery_app import PROCESS_SCAN, QUEUE, get_app
 from pipeline.settings import settings
@@ -34,7 +33,7 @@ class QueueUnavailableError(TransientError):
 
 
 @contextmanager
-def _connection(conn: psycopg.Connection | None) -> Iterator[psycopg.Connection]:
+def _connection(conn: Conn | None) -> Iterator[Conn]:
     if conn is None:
         with connection() as pooled:
             yield pooled
@@ -56,7 +55,7 @@ def check_size(data: bytes) -> None:
 
 
 def register_photo(
-    conn: psycopg.Connection | None = None, *, user_id: Any, data: bytes, filename: str | None,
+    conn: Conn | None = None, *, user_id: Any, data: bytes, filename: str | None,
     trigger: Trigger | str = Trigger.API, idempotency_key: str | None = None,
     location: str | None = None, storage: Storage | None = None,
 ) -> tuple[Any, bool]:
@@ -103,7 +102,7 @@ def register_photo(
 
 
 def _existing_scan(
-    c: psycopg.Connection, *, user_id: Any, sha256: str, key: str | None,
+    c: Conn, *, user_id: Any, sha256: str, key: str | None,
 ) -> tuple[scans.ScanRow, jobs.JobRow | None] | None:
     """The user's live scan for this key or these bytes, with its latest job."""
     upload = uploads.get_upload_by_sha(c, user_id=user_id, sha256=sha256)
@@ -118,7 +117,7 @@ def _existing_scan(
 
 
 def publish_scan(
-    c: psycopg.Connection, *, scan_id: Any, job_id: Any, task_id: str | None = None,
+    c: Conn, *, scan_id: Any, job_id: Any, task_id: str | None = None,
 ) -> None:
     """Send process_scan(scan_id) to the queue. `task_id` is the one already on the job row;
     without it a new one is noted after publishing. A failed publish clears the job's task id,

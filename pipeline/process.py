@@ -17,7 +17,7 @@ from psycopg_pool import PoolTimeout
 
 from db import jobs, scans
 from db.jobs import JobStatus
-from db.pool import connection
+from db.pool import Conn, connection
 from db.scans import Decision, ScanCardIn, ScanStatus
 from pipeline.settings import settings
 from pipeline.storage import Storage, open_storage
@@ -123,7 +123,7 @@ def run_scan(
 
 
 def _run_locked(
-    conn: psycopg.Connection, scan_id: Any, *, task_id: str | None, recognizer: Any,
+    conn: Conn, scan_id: Any, *, task_id: str | None, recognizer: Any,
     storage: Storage | None,
 ) -> dict:
     with conn.transaction():

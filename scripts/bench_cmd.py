@@ -34,9 +34,8 @@ def _median_table(rows: dict[str, list[float]]) -> list[str]:
 
 def bench_stages(photo: bytes, repeats: int, device: str) -> dict[str, list[float]]:
     """Per-stage and end-to-end milliseconds of one photo through the Recognizer."""
-    from pipeline.recognize import Recognizer
-
     from models.settings import settings as model_settings
+    from pipeline.recognize import Recognizer
 
     if device == "cuda":
         model_settings.providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]

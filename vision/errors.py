@@ -1,4 +1,4 @@
-"""The one exception family of a scan: raised in vision, models and pipeline, mapped to HTTP in api."""
+"""The one exception family of a scan: raised in vision, models, pipeline; mapped to HTTP in api."""
 
 
 class ScanError(Exception):
