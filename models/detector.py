@@ -82,7 +82,11 @@ def _plausible(quad: np.ndarray, w: int, h: int) -> bool:
     slack = 0.5 * max(w, h)
     inside = (quad[:, 0] > -slack).all() and (quad[:, 0] < w + slack).all()
     inside = inside and (quad[:, 1] > -slack).all() and (quad[:, 1] < h + slack).all()
-    return bool(inside) and 64 <= geometry.area(quad) <= 2.0 * w * h
+    sides = np.linalg.norm(np.roll(quad, -1, 0) - quad, axis=1)
+    a, b = sides[0] + sides[2], sides[1] + sides[3]
+    # A card is 0.72 as wide as high; strong perspective squeezes it, but never to a sliver.
+    card_shaped = min(a, b) >= 0.35 * max(a, b)
+    return bool(inside) and card_shaped and 64 <= geometry.area(quad) <= 2.0 * w * h
 
 
 def quad_nms(
@@ -95,8 +99,9 @@ def quad_nms(
 ) -> list[int]:
     """Greedy NMS on quad IoU (cards overlap at angles where box IoU would merge them).
 
-    A candidate lying for more than `contain` of its area inside a better one is dropped too: a
-    card's art box or text box is card-like, but a real card never lies within another card.
+    A candidate nested in a better one (or holding it) for more than `contain` of the smaller
+    area is dropped too: a card's art box is card-like, and a box around a card and its margin
+    is too, but real cards have one size and never nest.
     """
     keep: list[int] = []
     for i in np.argsort(-scores):
@@ -106,7 +111,9 @@ def quad_nms(
             for j in near:
                 inter = geometry.intersection_area(quads[i], quads[j])
                 a_i, a_j = geometry.area(quads[i]), geometry.area(quads[j])
-                if inter / max(a_i + a_j - inter, 1e-6) > iou or inter / max(a_i, 1e-6) > contain:
+                # Nested either way: a card never lies inside another card, nor contains one.
+                nested = inter / max(min(a_i, a_j), 1e-6) > contain
+                if inter / max(a_i + a_j - inter, 1e-6) > iou or nested:
                     dup = True
                     break
             if dup:
@@ -126,7 +133,7 @@ class CardDetector(Model):
         self,
         path: Path | None = None,
         *,
-        conf: float = 0.4,
+        conf: float = 0.5,
         iou: float = 0.5,
         max_det: int = 64,
         refine: bool = True,

@@ -63,9 +63,10 @@ def portrait_start(quad: np.ndarray, margin: float = 1.0) -> np.ndarray:
 
 
 def intersection_area(a: np.ndarray, b: np.ndarray) -> float:
-    """Area shared by two convex quads (corner order does not matter)."""
-    pa = order_clockwise(a).astype(np.float32)
-    pb = order_clockwise(b).astype(np.float32)
+    """Area shared by two quads' convex hulls (corner order does not matter)."""
+    # The convex hull also copes with a raw prediction whose corners cross (a bow tie).
+    pa = cv2.convexHull(np.ascontiguousarray(a, np.float32).reshape(-1, 1, 2))
+    pb = cv2.convexHull(np.ascontiguousarray(b, np.float32).reshape(-1, 1, 2))
     inter, _ = cv2.intersectConvexConvex(pa, pb)
     return float(inter)
 
