@@ -22,7 +22,7 @@ import numpy as np
 
 from models.embedder import CardEmbedder
 from models.index import CatalogEntry, CatalogIndex, Hit
-from models.reader import TextReader, TextReading
+from models.reader import TextReader, TextReading, prints_number
 from models.settings import settings
 from vision.errors import ModelNotReadyError
 
@@ -277,13 +277,17 @@ class Matcher:
         }
         t1 = time.perf_counter()
         others = max((v for k, v in inliers.items() if k != top.card_key), default=0)
-        if not siblings and inliers[top.card_key] >= SURE_INLIERS and others < MIN_INLIERS:
-            # Geometry alone is conclusive (wrong references stay under ~10 inliers); reading the
-            # title would only cost ~30 ms.
+        # Geometry alone settles the card (wrong references stay under ~10 inliers), not the
+        # printing: another printing missing from the catalog shares art and name, so the
+        # number is read wherever the frame prints one, and the title only when in doubt.
+        sure = not siblings and inliers[top.card_key] >= SURE_INLIERS and others < MIN_INLIERS
+        numbers = bool(siblings) or prints_number(top.game, top.set_code, top.number)
+        if sure and not numbers:
             reading = TextReading()
         else:
-            # Numbers are read only where they decide something: printings that share a name.
-            reading = self.reader.predict(crop, top.game, numbers=bool(siblings), source=source)
+            reading = self.reader.predict(
+                crop, top.game, numbers=numbers, source=source, title=not sure
+            )
         t["verify"] += (t1 - t0) * 1000
         t["text"] += (time.perf_counter() - t1) * 1000
         feats = features(cands, cos, inliers, reading)
@@ -385,6 +389,8 @@ def gate_reasons(
         reasons.append("title_mismatch")
     if f["number"] < 0:
         reasons.append("number_mismatch")
+    elif f["number"] == 0 and prints_number(best.game, best.set_code, best.number):
+        reasons.append("number_unread")  # the printing is unconfirmed: maybe one not in the catalog
     if f["siblings"]:
         sib = [
             i

@@ -81,6 +81,11 @@ def numbers_in(texts: list[str]) -> list[str]:
     return out
 
 
+def prints_number(game: str, set_code: str, number: str) -> bool:
+    """Whether the frame prints this catalog number where NUMBER looks (Alpha prints none)."""
+    return number.strip().isdigit() and not (game == "mtg" and set_code.upper() in {"LEA"})
+
+
 def region(crop: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
     h, w = crop.shape[:2]
     y0, y1, x0, x1 = box
@@ -131,7 +136,12 @@ class TextReader(Model):
         self.predict(np.full((626, 448, 3), 200, np.uint8), "mtg")
 
     def _predict(
-        self, crop: np.ndarray, game: str, numbers: bool = True, source: tuple | None = None
+        self,
+        crop: np.ndarray,
+        game: str,
+        numbers: bool = True,
+        source: tuple | None = None,
+        title: bool = True,
     ) -> TextReading:
         """Read the title (recognition only) and, if asked, the number block of one crop.
 
@@ -139,10 +149,11 @@ class TextReader(Model):
         to 3x the crop's scale, because the crop has already thrown away the small print.
         """
         reading = TextReading()
-        strip = region(crop, TITLE.get(game, TITLE["mtg"]))
-        res, _ = self._engine(strip, use_det=False, use_cls=False, use_rec=True)
-        if res:
-            reading.title, reading.title_conf = str(res[0][0]), float(res[0][1])
+        if title:
+            strip = region(crop, TITLE.get(game, TITLE["mtg"]))
+            res, _ = self._engine(strip, use_det=False, use_cls=False, use_rec=True)
+            if res:
+                reading.title, reading.title_conf = str(res[0][0]), float(res[0][1])
         if numbers:
             box = NUMBER.get(game, NUMBER["mtg"])
             block = source_region(*source, box) if source is not None else None

@@ -63,15 +63,16 @@ class FakeReader:
 
     def __init__(self) -> None:
         self.reading = TextReading()
+        self.calls: list[dict] = []
 
     def load(self) -> None: ...
 
     def warmup(self) -> None: ...
 
-    def predict(
-        self, crop: np.ndarray, game: str, numbers: bool = True, source=None
-    ) -> TextReading:  # noqa: ANN001
-        return self.reading
+    def predict(self, crop, game, numbers=True, source=None, title=True):  # noqa: ANN001, ANN201
+        self.calls.append({"numbers": numbers, "title": title})
+        r = self.reading
+        return r if title else TextReading(numbers=r.numbers if numbers else [])
 
 
 # Weights that trust geometry and text the way a fitted calibration does (fitted=True enables
@@ -120,14 +121,30 @@ def photographed(img: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def test_conclusive_geometry_skips_the_ocr(catalog):
     matcher, images, reader = catalog
-    reader.reading = TextReading(title="Completely Different", title_conf=0.95)
+    reader.reading = TextReading(title="Completely Different", title_conf=0.95, numbers=["3"])
     [m] = matcher.predict([images["tst-3"]])
     assert m.evidence["title_read"] == "" and m.card_key == "tst-3"
+    assert reader.calls[-1] == {
+        "numbers": True,
+        "title": False,
+    }  # the printing still needs its number
+
+
+def test_unread_number_keeps_a_printing_out_of_auto_accept(catalog):
+    # Another printing of this card, missing from the catalog, would look just the same.
+    matcher, images, reader = catalog
+    reader.reading = TextReading(title="Card tst-3", title_conf=0.95)
+    [m] = matcher.predict([photographed(images["tst-3"])])
+    assert m.card_key == "tst-3" and m.decision == Decision.NEEDS_REVIEW
+    assert "number_unread" in m.evidence["gates"]
+    reader.reading = TextReading(title="Card tst-3", title_conf=0.95, numbers=["464"])
+    [m] = matcher.predict([photographed(images["tst-3"])])
+    assert "number_mismatch" in m.evidence["gates"]
 
 
 def test_known_card_is_auto_accepted_with_its_metadata(catalog):
     matcher, images, reader = catalog
-    reader.reading = TextReading(title="Card tst-3", title_conf=0.95)
+    reader.reading = TextReading(title="Card tst-3", title_conf=0.95, numbers=["3"])
     [m] = matcher.predict([photographed(images["tst-3"])])
     assert m.card_key == "tst-3" and m.decision == Decision.AUTO_ACCEPTED
     assert m.name == "Card tst-3" and m.number == "3" and m.candidates[0]["card_key"] == "tst-3"
