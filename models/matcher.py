@@ -35,7 +35,7 @@ MAX_SIBLINGS = 4  # same-name printings also verified when the best candidate ha
 VERIFY_HW = (313, 224)
 ORB_FEATURES = 500  # per 626x448 crop; the index's stored reference features use the same
 MIN_INLIERS = 15  # below this the homography is noise, never an auto-accept
-MAX_BORDER_DELTA = 100  # grey levels; see border_contrast
+MAX_BORDER_DELTA = 85  # grey levels; see border_contrast
 SURE_INLIERS = 60  # a homography this well supported needs no OCR (no same-name printings)
 FEATURES = ("cos", "cos_gap", "inliers", "inlier_gap", "name", "number", "siblings")
 
@@ -120,32 +120,49 @@ def orb_features(img: np.ndarray, orb: cv2.ORB) -> tuple[np.ndarray, np.ndarray 
     return np.float32([k.pt for k in kps]).reshape(-1, 2), desc
 
 
-def homography_inliers(q: tuple, r: tuple, matcher: cv2.BFMatcher) -> int:
-    """RANSAC homography inliers among ratio-tested ORB matches (0 when too few to fit)."""
+def homography_inliers(q: tuple, r: tuple, matcher: cv2.BFMatcher) -> tuple[int, np.ndarray | None]:
+    """RANSAC inliers among ratio-tested ORB matches and the query->reference homography."""
     (qp, qd), (rp, rd) = q, r
     if qd is None or rd is None or len(qd) < 8 or len(rd) < 8:
-        return 0
+        return 0, None
     pairs = matcher.knnMatch(qd, rd, k=2)
     good = [m for m, *n in pairs if n and m.distance < 0.8 * n[0].distance]
     if len(good) < 8:
-        return 0
+        return 0, None
     src = qp[[m.queryIdx for m in good]]
     dst = rp[[m.trainIdx for m in good]]
-    _, mask = cv2.findHomography(src, dst, cv2.RANSAC, 6.0)
-    return int(mask.sum()) if mask is not None else 0
+    hom, mask = cv2.findHomography(src, dst, cv2.RANSAC, 6.0)
+    return (int(mask.sum()), hom) if mask is not None else (0, None)
 
 
-def border_contrast(img: np.ndarray) -> float:
+def border_contrast(img: np.ndarray, valid: np.ndarray | None = None) -> float | None:
     """Median grey of the border band minus that of the middle (black border < 0, white > 0).
 
     Reprints outside the catalog often share the art and name (Alpha vs Revised Plague Rats) and
     differ in the frame; on synthetic scenes a right match stays within 78 grey levels of its
-    reference, a black/white border swap moves ~160.
+    reference (unaligned), a black/white border swap moves ~160 (100 on a badly over-cropped
+    Revised photo once aligned).
     """
     g = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), (90, 128), interpolation=cv2.INTER_AREA)
     band = np.zeros(g.shape, bool)
     band[2:6, 2:-2] = band[-6:-2, 2:-2] = band[2:-2, 2:5] = band[2:-2, -5:-2] = True
+    if valid is not None:  # only pixels the homography maps from inside the crop
+        valid = cv2.resize(valid.astype(np.uint8), (90, 128), interpolation=cv2.INTER_NEAREST) > 0
+        if (band & valid).sum() < 0.5 * band.sum():
+            return None
+        band &= valid
     return float(np.median(g[band]) - np.median(g[20:-20, 15:-15]))
+
+
+def aligned_border_contrast(crop: np.ndarray, hom: np.ndarray | None) -> float | None:
+    """border_contrast of the crop warped onto its reference by the verification homography,
+    so a detector's over- or under-crop does not put table or art into the border band."""
+    if hom is None:
+        return None
+    small = cv2.resize(crop, VERIFY_HW[::-1], interpolation=cv2.INTER_AREA)
+    aligned = cv2.warpPerspective(small, hom, VERIFY_HW[::-1])
+    valid = cv2.warpPerspective(np.full(VERIFY_HW, 255, np.uint8), hom, VERIFY_HW[::-1]) > 0
+    return border_contrast(aligned, valid)
 
 
 def read_reference(entry: CatalogEntry) -> np.ndarray:
@@ -176,6 +193,7 @@ class Matcher:
         self._bf = cv2.BFMatcher(cv2.NORM_HAMMING)
         self._ref_cache: dict[str, tuple] = {}
         self._border_cache: dict[str, float] = {}
+        self._homographies: dict[str, np.ndarray | None] = {}
         self.timings_ms: dict[str, float] = {}
 
     def load(self) -> None:
@@ -269,12 +287,13 @@ class Matcher:
         verify = {e.card_key for e in cands[:VERIFY_TOP]} | {
             e.card_key for e in siblings[:MAX_SIBLINGS]
         }
-        inliers = {
+        fits = {
             e.card_key: homography_inliers(q, self._reference(e), self._bf)
-            if e.card_key in verify
-            else 0
             for e in cands
+            if e.card_key in verify
         }
+        inliers = {e.card_key: fits.get(e.card_key, (0, None))[0] for e in cands}
+        self._homographies = {k: h for k, (_, h) in fits.items()}
         t1 = time.perf_counter()
         others = max((v for k, v in inliers.items() if k != top.card_key), default=0)
         # Geometry alone settles the card (wrong references stay under ~10 inliers), not the
@@ -310,7 +329,8 @@ class Matcher:
         conf = float(probs[order[0]])
         f = dict(zip(FEATURES, feats[order[0]].tolist(), strict=True))
         gates = gate_reasons(best, f, cands, feats, self.calibration)
-        border_delta = abs(border_contrast(crop) - self._border(best))
+        seen = aligned_border_contrast(crop, self._homographies.get(best.card_key))
+        border_delta = abs((border_contrast(crop) if seen is None else seen) - self._border(best))
         if border_delta > MAX_BORDER_DELTA:
             gates.append("frame_mismatch")
         if conf >= settings.auto_accept_threshold and not gates:

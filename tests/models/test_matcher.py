@@ -208,3 +208,18 @@ def test_calibration_fit_separates_and_round_trips(tmp_path):
     cal.write(tmp_path / "c.json")
     again = Calibration.read(tmp_path / "c.json")
     assert np.allclose(again.prob(x), p)
+
+
+def test_another_frame_around_the_same_art_is_not_auto_accepted(catalog):
+    # A reprint outside the catalog: same art and name, white border instead of a dark one.
+    matcher, images, reader = catalog
+    ref = images["tst-3"]
+    ref[:30], ref[-30:], ref[:, :22], ref[:, -22:] = 20, 20, 20, 20
+    matcher._ref_cache.clear()
+    reprint = ref.copy()
+    reprint[:30], reprint[-30:], reprint[:, :22], reprint[:, -22:] = 245, 245, 245, 245
+    reader.reading = TextReading(title="Card tst-3", title_conf=0.95, numbers=["3"])
+    [m] = matcher.predict([photographed(reprint)])
+    assert m.card_key == "tst-3" and "frame_mismatch" in m.evidence["gates"]
+    [m] = matcher.predict([photographed(ref)])
+    assert m.decision == Decision.AUTO_ACCEPTED
