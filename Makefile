@@ -7,7 +7,7 @@ DATA ?= $(abspath ../shared/data)
 CATALOG ?= $(DATA)/catalog
 PHOTOS ?= $(DATA)/photos
 
-.PHONY: demo test setup browser lint train-env clean
+.PHONY: demo test setup browser index lint train-env clean
 
 $(BIN)/cardscan: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ demo: setup
 	$(BIN)/cardscan db upgrade
 	$(BIN)/cardscan catalog import $(CATALOG)
 	$(BIN)/cardscan catalog stats
-	$(BIN)/cardscan index build
+	$(BIN)/cardscan index build --catalog $(CATALOG)
 	$(BIN)/cardscan prices generate --out var/demo/prices.csv
 	$(BIN)/cardscan prices import var/demo/prices.csv
 	$(BIN)/cardscan prices valuate
@@ -35,7 +35,11 @@ demo: setup
 	$(BIN)/cardscan scan $(PHOTOS)/images --out var/demo/results.jsonl
 	$(BIN)/cardscan eval $(PHOTOS)/labels.csv --results var/demo/results.jsonl
 
-test: setup browser
+# The FAISS index is built from the catalog, never committed (the card images are not ours).
+index: setup
+	$(BIN)/cardscan index build --catalog $(CATALOG)
+
+test: setup browser index
 	$(BIN)/pytest -q
 
 lint: setup

@@ -132,7 +132,6 @@ def test_upside_down_prediction_keeps_its_order() -> None:
     np.testing.assert_allclose(dets[0].quad, q, atol=0.01)
 
 
-@pytest.mark.skipif(not list(MODEL_DIR.glob("*.onnx")), reason="no committed detector model yet")
 def test_committed_model_finds_the_cards_of_a_synthetic_scene() -> None:
     """Held-out printings on a table: each card found, its corners in the card's own order."""
     _, held = split_catalog(load_catalog())

@@ -149,10 +149,7 @@ def _real_models_missing() -> str | None:
 
 @pytest.mark.slow
 def test_dsk_photo_with_the_real_recognizer(client, make_user, start_worker, broker_env):
-    if "CARDSCAN_BROKER_URL" in broker_env:
-        pytest.skip("the real models run once, on the filesystem transport")
-    if reason := _real_models_missing():
-        pytest.skip(reason)
+    assert not (reason := _real_models_missing()), reason
     start_worker(CARDSCAN_RECOGNIZER="onnx")
     alice = make_user()
     response = _upload(client, alice, dsk_photo(), "IMG_5981.jpg")
