@@ -166,6 +166,7 @@ def generate_prices(
 
 def write_prices(rows: list[dict], path: Path) -> None:
     """Write generated rows as a prices CSV that `import_prices` reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
