@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.recognize import PhotoResult, RecognizedCard
 from pipeline.settings import settings
 
 # (card_key, name, set_code, number): real Duskmourn printings from the catalog.
@@ -21,29 +21,6 @@ CARDS = [
     ("dsk-1", "Acrobatic Cheerleader", "DSK", "1"),
 ]
 CROP_H, CROP_W = 626, 448
-
-
-@dataclass
-class FakeCard:
-    quad: list[list[float]]
-    crop: np.ndarray
-    card_key: str | None
-    name: str | None
-    set_code: str | None
-    number: str | None
-    confidence: float
-    decision: str
-    candidates: list[dict]
-    evidence: dict = field(default_factory=dict)
-
-
-@dataclass
-class FakePhotoResult:
-    cards: list[FakeCard]
-    timings_ms: dict[str, float]
-    versions: dict[str, str]
-    width: int
-    height: int
 
 
 class FakeRecognizer:
@@ -63,7 +40,7 @@ class FakeRecognizer:
     def warmup(self) -> None:
         self.load()
 
-    def recognize(self, data: bytes) -> FakePhotoResult:
+    def recognize(self, data: bytes) -> PhotoResult:
         from vision.decode import decode_image
 
         start = time.perf_counter()
@@ -81,7 +58,7 @@ class FakeRecognizer:
         pick = int.from_bytes(hashlib.sha256(data).digest()[:4], "big") % len(CARDS)
         key, name, set_code, number = CARDS[pick]
         runner_up = CARDS[(pick + 1) % len(CARDS)]
-        card = FakeCard(
+        card = RecognizedCard(
             quad=[[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
             crop=crop, card_key=key, name=name, set_code=set_code, number=number,
             confidence=0.97, decision="auto_accepted",
@@ -94,7 +71,7 @@ class FakeRecognizer:
             evidence={"fake": True},
         )
         done = time.perf_counter()
-        return FakePhotoResult(
+        return PhotoResult(
             cards=[card],
             timings_ms={"decode": (decoded - start) * 1e3, "recognize": (done - decoded) * 1e3},
             versions=dict(self.versions), width=w, height=h,

@@ -5,12 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.matcher import Matcher
 from pipeline.settings import settings
 from vision.warp import warp_card
+
+if TYPE_CHECKING:
+    from models.matcher import Matcher
 
 
 @dataclass
@@ -46,7 +49,12 @@ class Recognizer:
 
             detector = CardDetector()
         self.detector = detector
-        self.matcher = matcher or Matcher()
+        if matcher is None:
+            # Imported here so the result types above load without ONNX Runtime or FAISS.
+            from models.matcher import Matcher
+
+            matcher = Matcher()
+        self.matcher = matcher
         self._lock = threading.Lock()
         self._loaded = False
 
