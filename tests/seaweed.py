@@ -23,6 +23,17 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
+def stop_process(proc: subprocess.Popen | None, grace_s: float = 10) -> None:
+    """Terminate a server process, killing it if it has not exited after `grace_s`."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def weed_binary() -> str:
     found = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     if not Path(found).exists():
@@ -94,11 +105,5 @@ class SeaweedS3:
         raise RuntimeError(f"SeaweedFS S3 did not come up in {timeout}s")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.seaweed import free_ports
+from tests.seaweed import free_ports, stop_process
 
 
 def _wait_until(ready, what: str, timeout: float, log: Path) -> None:  # noqa: ANN001
@@ -116,11 +116,5 @@ class PrivateRedis:
             client.close()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
