@@ -32,6 +32,20 @@ NUMBER = {
     "pokemon": (0.92, 1.0, 0.0, 0.5),
     "yugioh": (0.9, 1.0, 0.0, 0.5),
 }
+# The collector-number line as printed, (y0, y1, x0, x1) of the card: the matcher maps it through
+# its verification homography, so it lands on the line whatever the detector's crop, and the
+# line is recognised without text detection (~10x cheaper than detecting in NUMBER). Measured
+# on 120 catalog references: M15 frames 75/75, Pokémon 13/13, Yu-Gi-Oh! passcodes 22/25.
+NUMBER_LINE = {
+    "mtg": (0.927, 0.959, 0.035, 0.215),  # M15 frame (2015-): "R 0148" / "169/281 U"
+    "pokemon": (0.944, 0.973, 0.14, 0.31),  # "025/165"
+    "yugioh": (0.948, 0.978, 0.03, 0.21),  # passcode
+}
+# MTG frames of 2003-2014 print "35/274" at the end of the copyright line, where it moves with
+# the text's length: those are read by detection in NUMBER.
+PRE_M15_SETS = {"RTR", "M12", "DPA", "ROE", "DD2", "PD2", "DDJ", "7ED"}
+LINE_HEIGHT = 48  # px: the recogniser's input height
+LINE_SHIFTS = (0.0, -0.4, 0.4)  # fractions of the line's height, tried in turn
 MIN_TITLE_CONF = 0.6
 
 
@@ -44,9 +58,14 @@ class TextReading:
     numbers: list[str] = field(default_factory=list)
     raw: list[str] = field(default_factory=list)
 
+    @property
+    def has_title(self) -> bool:
+        """A title was read with enough confidence to count as evidence."""
+        return self.title_conf >= MIN_TITLE_CONF and len(self.title) >= 3
+
     def name_score(self, name: str) -> float:
         """0..1: how well the title read matches a catalog name (0 when nothing was read)."""
-        if self.title_conf < MIN_TITLE_CONF or len(self.title) < 3:
+        if not self.has_title:
             return 0.0
         a, b = _norm(self.title), _norm(name)
         # Split cards ("A // B") print only one half on some frames: score the better half.
@@ -65,8 +84,26 @@ class TextReading:
         """True/False when a collector number was read; None when nothing numeric was read."""
         if not self.numbers:
             return None
-        want = number.lower().lstrip("0") or "0"
-        return want in self.numbers
+        return any(shows_number(t, number) for t in self.raw or self.numbers)
+
+
+def shows_number(text: str, number: str) -> bool:
+    """Whether recognised text shows this collector number, as the frames print it.
+
+    A digit group equal to it ("169/281 U"); its zero-padded form inside the digits ("R 0148",
+    a passcode "00218704" with the edition mark read as a trailing digit); or "N/TOTAL" with
+    the slash read as a 1 or 7 ("31274" for 31/274).
+    """
+    want = number.strip().lower().lstrip("0") or "0"
+    if not want.isdigit():
+        return want in _norm(text)
+    if any(g.lstrip("0") == want for g in re.findall(r"\d+", text)):
+        return True
+    digits = re.sub(r"\D", "", text)
+    padded = want.zfill(8 if len(want) > 4 else 4)
+    if padded in digits:
+        return True
+    return re.search(rf"(?<!\d){want}[17]?\d{{3}}(?!\d)", text) is not None
 
 
 def _norm(text: str) -> str:
@@ -79,6 +116,13 @@ def numbers_in(texts: list[str]) -> list[str]:
     for t in texts:
         out.extend(g.lstrip("0") for g in re.findall(r"\d{1,8}", t) if g.strip("0"))
     return out
+
+
+def number_line(game: str, set_code: str) -> tuple[float, float, float, float] | None:
+    """Where this printing's frame prints its collector number on one line (None: no fixed line)."""
+    if game == "mtg" and set_code.upper() in PRE_M15_SETS:
+        return None
+    return NUMBER_LINE.get(game)
 
 
 def prints_number(game: str, set_code: str, number: str) -> bool:
@@ -110,6 +154,20 @@ def source_region(
         return None
 
 
+def line_image(crop: np.ndarray, line: np.ndarray, source: tuple | None = None) -> np.ndarray:
+    """A printed line (corners in crop pixels) straightened to LINE_HEIGHT px, from the photo
+    when there is one (its own resolution), else from the crop."""
+    line = np.asarray(line, np.float32).reshape(4, 2)
+    height = float(np.linalg.norm(line[3] - line[0]))
+    width = float(np.linalg.norm(line[1] - line[0]))
+    size = (max(8, round(LINE_HEIGHT * width / max(height, 1e-3))), LINE_HEIGHT)
+    if source is not None:
+        photo, quad = source
+        on_photo = cv2.perspectiveTransform(line[None], np.linalg.inv(card_homography(quad)))[0]
+        return warp_card(photo, on_photo, size)
+    return warp_card(crop, line, size)
+
+
 class TextReader(Model):
     """rapidocr (PP-OCRv4 det/rec from its wheel) over the title and number regions of a crop."""
 
@@ -135,6 +193,28 @@ class TextReader(Model):
         self.load()
         self.predict(np.full((626, 448, 3), 200, np.uint8), "mtg")
 
+    def _read_line(self, crop: np.ndarray, line: np.ndarray, source: tuple | None) -> list[str]:
+        """The number line, recognised where it was placed, then a little above and below.
+
+        A homography fitted on the art can be a few pixels off at the card's foot, which puts
+        the window half over the line under it; every frame prints 3+ digits in a row there
+        (0148, 169/281, 025/165, a passcode), so a read without them is retried shifted.
+        """
+        down = line[3] - line[0]
+        texts: list[str] = []
+        for shift in LINE_SHIFTS:
+            res, _ = self._engine(
+                line_image(crop, line + shift * down, source),
+                use_det=False,
+                use_cls=False,
+                use_rec=True,
+            )
+            if res and float(res[0][1]) >= 0.5:
+                texts = [str(res[0][0])]
+                if re.search(r"\d{3}", texts[0]):
+                    break
+        return texts
+
     def _predict(
         self,
         crop: np.ndarray,
@@ -142,11 +222,14 @@ class TextReader(Model):
         numbers: bool = True,
         source: tuple | None = None,
         title: bool = True,
+        line: np.ndarray | None = None,
     ) -> TextReading:
-        """Read the title (recognition only) and, if asked, the number block of one crop.
+        """Read the title (recognition only) and, if asked, the collector number of one crop.
 
-        `source` = (photo, quad): the number block is then warped from the photo itself, at up
-        to 3x the crop's scale, because the crop has already thrown away the small print.
+        `line`: the (4, 2) corners (TL, TR, BR, BL, crop pixels) of the number's printed line,
+        recognised directly; without it, text detection runs on the NUMBER block. `source` =
+        (photo, quad): the number is then warped from the photo itself, at up to 3x the crop's
+        scale, because the crop has already thrown away the small print.
         """
         reading = TextReading()
         if title:
@@ -154,7 +237,11 @@ class TextReader(Model):
             res, _ = self._engine(strip, use_det=False, use_cls=False, use_rec=True)
             if res:
                 reading.title, reading.title_conf = str(res[0][0]), float(res[0][1])
-        if numbers:
+        if numbers and line is not None:
+            texts = self._read_line(crop, np.asarray(line, np.float32).reshape(4, 2), source)
+            reading.raw = texts
+            reading.numbers = numbers_in(texts)
+        elif numbers:
             box = NUMBER.get(game, NUMBER["mtg"])
             block = source_region(*source, box) if source is not None else None
             if block is None:

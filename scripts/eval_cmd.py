@@ -153,11 +153,15 @@ COLUMNS = (
 
 def main(
     labels: Path = typer.Argument(..., help="labels.csv (EVAL.md format)"),
-    results: Path = typer.Option(None, "--results", help="a finished run; default: scan now"),
+    results: Path = typer.Option(
+        None, "--results", exists=True, dir_okay=False, help="a finished run; default: scan now"
+    ),
     out: Path = typer.Option(None, "--out", help="where a new run is written"),
     json_out: Path = typer.Option(None, "--json", help="also write the metrics as JSON"),
 ) -> None:
     """Score a scan run against labels: overall and per group (first folder under images/)."""
+    if not labels.is_file():
+        raise typer.BadParameter(f"{labels} is not a file", param_hint="LABELS")
     with labels.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     base = labels.parent

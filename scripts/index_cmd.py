@@ -118,13 +118,18 @@ def synthetic_crops(
     n_scenes: int,
     seed: int,
     jitter: float = 0.012,
+    size: int = 1024,
 ) -> Iterator[tuple[list, list[str], str]]:
-    """Per scene: crops warped from jittered true corners (a detector's error), keys, layout."""
+    """Per scene: crops warped from jittered true corners (a detector's error), keys, layout.
+
+    `size` is the scene's long side: at 1024 px most cards are 150-400 px tall and their small
+    print is unreadable; at 2048 px they are about as sharp as the catalog images allow (a phone
+    photo is sharper still)."""
     from vision.synth import SceneGenerator, load_catalog
     from vision.warp import warp_card
 
     cards = [c for c in load_catalog() if keys is None or c.card_key in keys]
-    gen = SceneGenerator(cards, size=1024)
+    gen = SceneGenerator(cards, size=size)
     for s in range(n_scenes):
         try:
             scene = gen.generate(seed + s)
@@ -149,6 +154,7 @@ def catalog_crops(
     n_batches: int,
     seed: int,
     catalog: Path = DEFAULT_CATALOG,
+    size: int = 0,  # unused: the crops are the catalog images themselves
 ) -> Iterator[tuple[list, list[str], str]]:
     """Batches of 3 crops made straight from catalog images (when scenes are unavailable): a card
     photographed small (down- then up-sampled), re-warped through a wrong quad, degraded."""
@@ -177,6 +183,7 @@ def crop_source(source: str):  # noqa: ANN201
 
 
 SOURCE_OPTION = typer.Option("scenes", help="scenes (vision.synth) or catalog (augmented images)")
+SIZE_OPTION = typer.Option(1024, help="long side of the synthetic scenes, px")
 
 
 def _matcher(embedder_path: Path | None = None, index=None):  # noqa: ANN001, ANN202
@@ -197,6 +204,7 @@ def calibrate(
     unknown_scenes: int = typer.Option(120, help="scenes of cards left out of the index"),
     embedder_path: Path = EMBEDDER_OPTION,
     source: str = SOURCE_OPTION,
+    size: int = SIZE_OPTION,
 ) -> None:
     """Fit P(candidate is right | evidence) on synthetic crops; write it beside the embedder."""
     from models.matcher import FEATURES, Calibration, calibration_path
@@ -215,7 +223,7 @@ def calibrate(
         (known, None, scenes, CALIBRATE_SEED),
         (unknown, missing, unknown_scenes, CALIBRATE_SEED + 500_000),
     ):
-        for crops, truth, _ in crop_source(source)(pool, n, seed):
+        for crops, truth, _ in crop_source(source)(pool, n, seed, size=size):
             hits = matcher.index.search(matcher.embedder.predict(crops))
             for crop, key, h in zip(crops, truth, hits, strict=True):
                 cands, feats, _ = matcher.evidence_table(crop, h)
@@ -281,6 +289,7 @@ def bench(
     out: Path = typer.Option(Path("var/bench_identify.json")),
     embedder_path: Path = EMBEDDER_OPTION,
     source: str = SOURCE_OPTION,
+    size: int = SIZE_OPTION,
 ) -> None:
     """Identification of synthetic crops (true corners + jitter): top-1, auto-accepts, ms."""
     known = _matcher(embedder_path)
@@ -295,7 +304,7 @@ def bench(
     ):
         stats = {"crops": 0, "top1": 0, "auto": 0, "auto_right": 0, "review": 0, "no_match": 0}
         per_card_ms, failures = [], []
-        for crops, truth, layout in crop_source(source)(pool, n, seed):
+        for crops, truth, layout in crop_source(source)(pool, n, seed, size=size):
             t0 = time.perf_counter()
             matches = matcher.predict(crops)
             per_card_ms.append((time.perf_counter() - t0) * 1000 / len(crops))

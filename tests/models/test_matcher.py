@@ -64,20 +64,22 @@ class FakeReader:
     def __init__(self) -> None:
         self.reading = TextReading()
         self.calls: list[dict] = []
+        self.lines: list = []
 
     def load(self) -> None: ...
 
     def warmup(self) -> None: ...
 
-    def predict(self, crop, game, numbers=True, source=None, title=True):  # noqa: ANN001, ANN201
+    def predict(self, crop, game, numbers=True, source=None, title=True, line=None):  # noqa: ANN001, ANN201
         self.calls.append({"numbers": numbers, "title": title})
+        self.lines.append(line)
         r = self.reading
         return r if title else TextReading(numbers=r.numbers if numbers else [])
 
 
 # Weights that trust geometry and text the way a fitted calibration does (fitted=True enables
 # auto-accept); the real parameters come from `cardscan index calibrate`.
-CAL = Calibration([4.0, 10.0, 4.0, 4.0, 3.0, 3.0, -1.5], -8.0, fitted=True)
+CAL = Calibration([4.0, 10.0, 4.0, 4.0, 3.0, 3.0, 3.0, 3.0, -1.5], -10.0, fitted=True)
 
 
 @pytest.fixture
@@ -89,7 +91,7 @@ def catalog():
         CatalogEntry(
             k,
             "Twin Card" if k in ("tst-10", "tst-11") else f"Card {k}",
-            "TST",
+            "LEA" if k == "tst-7" else "TST",  # Alpha prints no collector number
             k.split("-")[1],
             "mtg",
             "",
@@ -119,15 +121,28 @@ def photographed(img: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def test_conclusive_geometry_skips_the_ocr(catalog):
+def test_conclusive_picture_skips_the_title_but_not_the_number(catalog):
     matcher, images, reader = catalog
     reader.reading = TextReading(title="Completely Different", title_conf=0.95, numbers=["3"])
     [m] = matcher.predict([images["tst-3"]])
-    assert m.evidence["title_read"] == "" and m.card_key == "tst-3"
-    assert reader.calls[-1] == {
-        "numbers": True,
-        "title": False,
-    }  # the printing still needs its number
+    assert reader.calls == [{"numbers": True, "title": False}] and m.evidence["title_read"] == ""
+    assert m.card_key == "tst-3" and m.decision == Decision.AUTO_ACCEPTED
+
+
+def test_conclusive_picture_of_a_frame_without_numbers_needs_no_ocr(catalog):
+    matcher, images, reader = catalog
+    [m] = matcher.predict([images["tst-7"]])
+    assert reader.calls == []
+    assert m.card_key == "tst-7" and m.decision == Decision.AUTO_ACCEPTED
+
+
+def test_doubtful_picture_reads_the_title_too(catalog, monkeypatch):
+    monkeypatch.setattr("models.matcher.SURE_INLIERS", 10_000)  # geometry never conclusive here
+    matcher, images, reader = catalog
+    reader.reading = TextReading(title="Card tst-3", title_conf=0.95, numbers=["3"])
+    [m] = matcher.predict([photographed(images["tst-3"])])
+    assert reader.calls == [{"numbers": True, "title": True}]
+    assert m.card_key == "tst-3" and m.decision == Decision.AUTO_ACCEPTED
 
 
 def test_unread_number_keeps_a_printing_out_of_auto_accept(catalog):
@@ -140,6 +155,17 @@ def test_unread_number_keeps_a_printing_out_of_auto_accept(catalog):
     reader.reading = TextReading(title="Card tst-3", title_conf=0.95, numbers=["464"])
     [m] = matcher.predict([photographed(images["tst-3"])])
     assert "number_mismatch" in m.evidence["gates"]
+
+
+def test_same_art_with_another_text_box_is_not_auto_accepted(catalog):
+    # A reprint outside the catalog: the art matches, the rest of the card does not.
+    matcher, images, reader = catalog
+    reprint = images["tst-4"].copy()
+    reprint[313:] = texture(4000)[313:]
+    reader.reading = TextReading(title="Card tst-4", title_conf=0.95)
+    [m] = matcher.predict([photographed(reprint)])
+    assert m.candidates[0]["card_key"] == "tst-4" and m.decision != Decision.AUTO_ACCEPTED
+    assert "looks_different" in m.evidence["gates"]
 
 
 def test_known_card_is_auto_accepted_with_its_metadata(catalog):
@@ -176,9 +202,13 @@ def test_sibling_printings_need_the_printed_number(catalog):
     [m] = matcher.predict([crop])
     assert m.decision != Decision.AUTO_ACCEPTED
     assert "sibling_printing" in m.evidence["gates"] or m.confidence < 0.97
+    assert reader.calls[-1]["numbers"]  # the picture cannot tell them apart: read the number
     reader.reading = TextReading(title="Twin Card", title_conf=0.95, numbers=["11"])
     [m] = matcher.predict([crop])
     assert m.card_key == "tst-11" and m.decision == Decision.AUTO_ACCEPTED
+    reader.reading = TextReading(title="Twin Card", title_conf=0.95, numbers=["464"])
+    [m] = matcher.predict([crop])
+    assert m.decision != Decision.AUTO_ACCEPTED and "number_mismatch" in m.evidence["gates"]
 
 
 def test_a_title_naming_another_card_blocks_auto_accept(catalog, monkeypatch):

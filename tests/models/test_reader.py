@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
-from models.reader import TextReader, TextReading, numbers_in
+from models.reader import NUMBER_LINE, TextReader, TextReading, numbers_in, shows_number
 
 CATALOG = Path(__file__).resolve().parents[3] / "shared" / "data" / "catalog" / "images"
 
@@ -53,3 +54,19 @@ def test_name_score_is_fuzzy_and_needs_a_confident_read():
     assert TextReading(title="Overlord", title_conf=0.2).name_score("Overlord") == 0.0
     split = TextReading(title="Funeral Room", title_conf=0.9)
     assert split.name_score("Funeral Room // Awakening Hall") > 0.9
+
+
+def test_reads_the_number_line_without_detection(reader):
+    y0, y1, x0, x1 = NUMBER_LINE["mtg"]
+    line = np.float32([[x0 * 448, y0 * 626], [x1 * 448, y0 * 626], [x1 * 448, y1 * 626]])
+    line = np.vstack([line, [[x0 * 448, y1 * 626]]])
+    r = reader.predict(crop("woe-148"), "mtg", title=False, line=line)
+    assert r.has_number("148") is True and r.has_number("352") is False
+
+
+def test_shows_number_knows_how_frames_print_numbers():
+    assert shows_number("R 0148", "148") and not shows_number("R 0148", "48")
+    assert shows_number("169/281 U", "169") and not shows_number("169/281 U", "16")
+    assert shows_number("of heCos31274", "31")  # 31/274, the slash read as a 1
+    assert shows_number("917408791", "91740879")  # passcode and the edition mark
+    assert not shows_number("26400509", "26400609")
