@@ -56,6 +56,70 @@ def make_data(n_train: int, n_val: int, seed: int, size: int) -> Path:
     )
 
 
+def weights_from_onnx(onnx_path: Path, model_yaml: str, images: list[Path], out: Path) -> Path:
+    """Rebuild a trainable checkpoint from a committed ONNX detector (the .pt files are not kept).
+
+    The export fused each BatchNorm into its convolution (`model.N...conv.weight/bias`). The
+    fused convolution goes back in as is; its BatchNorm is set so that it adds the fused bias and
+    otherwise passes through, with running statistics measured on training images, so that
+    train-mode batch statistics do not upset the network when fine-tuning starts.
+    """
+    import cv2
+    import numpy as np
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from ultralytics.nn.tasks import PoseModel
+
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(onnx_path)).graph.initializer}
+    model = PoseModel(model_yaml, nc=1, data_kpt_shape=(4, 3), verbose=False)
+    state = model.state_dict()
+    modules = dict(model.named_modules())
+    fused: list[str] = []  # module paths whose BatchNorm was folded into the conv
+    for key, value in state.items():
+        if key in inits and tuple(inits[key].shape) == tuple(value.shape):
+            state[key] = torch.from_numpy(inits[key].copy())
+        if key.endswith(".conv.weight") and key[: -len("conv.weight")] + "bn.weight" in state:
+            fused.append(key[: -len(".conv.weight")])
+    missing = [b for b in fused if f"{b}.conv.bias" not in inits]
+    if missing:
+        raise SystemExit(f"{onnx_path} does not match {model_yaml}: no fused bias for {missing[:3]}")
+    for base in fused:  # identity BatchNorm + fused bias (exact in eval mode)
+        bn = modules[f"{base}.bn"]
+        state[f"{base}.bn.weight"] = torch.ones_like(state[f"{base}.bn.weight"])
+        state[f"{base}.bn.bias"] = torch.from_numpy(inits[f"{base}.conv.bias"].copy())
+        state[f"{base}.bn.running_mean"] = torch.zeros_like(state[f"{base}.bn.running_mean"])
+        state[f"{base}.bn.running_var"] = torch.full_like(state[f"{base}.bn.running_var"], 1 - bn.eps)
+    model.load_state_dict(state)
+    model.eval()
+    # Per-channel statistics of each fused conv's output on real inputs.
+    stats: dict[str, list] = {b: [] for b in fused}
+    hooks = [
+        modules[f"{b}.conv"].register_forward_hook(
+            lambda _m, _i, o, b=b: stats[b].append(o.detach().transpose(0, 1).flatten(1))
+        )
+        for b in fused
+    ]
+    with torch.no_grad():
+        for path in images:
+            img = cv2.resize(cv2.imread(str(path)), (320, 320))[:, :, ::-1] / 255.0
+            model(torch.from_numpy(img.transpose(2, 0, 1).copy()).float()[None])
+    for h in hooks:
+        h.remove()
+    for base in fused:
+        out_ = torch.cat(stats[base], 1)
+        mean, var = out_.mean(1), out_.var(1)
+        bn = modules[f"{base}.bn"]
+        # BN(x) = (x - mean) / sqrt(var + eps) * sqrt(var + eps) + mean + bias = x + bias
+        bn.weight.data = torch.sqrt(var + bn.eps)
+        bn.bias.data = mean + bn.bias.data
+        bn.running_mean.data, bn.running_var.data = mean, var
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.args = {"task": "pose"}
+    torch.save({"model": model, "train_args": {"task": "pose"}}, out)
+    return out
+
+
 def train(data: Path, args: argparse.Namespace) -> Path:
     from ultralytics import YOLO
 
@@ -151,7 +215,9 @@ def write_model_card(run: Path, target: Path, args: argparse.Namespace) -> None:
         f"--version {args.version} --n-train {args.n_train} --n-val {args.n_val} "
         f"--imgsz {args.imgsz}"
         + (f" --hours {args.hours}" if args.hours else f" --epochs {args.epochs}")
-        + (f" --init {args.init} --lr0 {args.lr0} --mosaic {args.mosaic}" if args.init else "")
+        + (f" --init-onnx {args.init_onnx}" if args.init_onnx else "")
+        + (f" --init {args.init}" if args.init and not args.init_onnx else "")
+        + (f" --lr0 {args.lr0} --mosaic {args.mosaic}" if args.init else "")
     )
     lines = [
         f"# Card detector `{target.stem}`",
@@ -200,6 +266,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default=None, help="start from these weights (a previous stage)")
+    p.add_argument(
+        "--init-onnx", type=Path, default=None, help="start from a committed ONNX detector"
+    )
     p.add_argument("--lr0", type=float, default=None, help="AdamW learning rate (default: auto)")
     p.add_argument("--mosaic", type=float, default=0.5)
     p.add_argument("--export-only", action="store_true")
@@ -210,6 +279,11 @@ def main() -> None:
     if not args.export_only:
         data = make_data(args.n_train, args.n_val, args.seed, args.size)
         print(f"data ready in {time.time() - started:.0f} s: {data}", flush=True)
+        if args.init_onnx and not args.init:
+            images = sorted((data.parent / "images" / "train").glob("*.jpg"))[:64]
+            ckpt = VAR / f"{args.init_onnx.stem}.pt"
+            args.init = str(weights_from_onnx(args.init_onnx, args.model, images, ckpt))
+            print(f"weights of {args.init_onnx} -> {args.init}", flush=True)
         run = train(data, args)
     target = export(run, args.imgsz, args.version)
     write_model_card(run, target, args)
