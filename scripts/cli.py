@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("prices", "scripts.prices_cmd:app"),
     ("ingest", "scripts.ingest_cmd:main"),
     ("bench", "scripts.bench_cmd:main"),
+    ("synth", "scripts.synth_cmd:main"),
 ]
 
 

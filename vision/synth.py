@@ -357,13 +357,14 @@ def write_pose_dataset(
 def write_test_set(
     out: Path, cards: list[CatalogCard], *, n: int, seed: int = 10_000_000, size: int = 1280
 ) -> Path:
-    """Write evaluation scenes: images/, scenes.jsonl (quads, keys, visibility), labels.csv."""
+    """Write evaluation scenes: images/<layout>/, scenes.jsonl (quads, keys, visibility), and a
+    labels.csv in EVAL.md's format, so `cardscan eval` scores them per layout."""
     gen = SceneGenerator(cards, size)
-    (out / "images").mkdir(parents=True, exist_ok=True)
     records, rows = [], []
     for i in range(n):
         scene = gen.generate(seed + i)
-        name = f"images/{i:05d}.jpg"
+        name = f"images/{scene.layout}/{i:05d}.jpg"
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(out / name), scene.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
         h, w = scene.image.shape[:2]
         records.append(
