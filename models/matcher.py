@@ -49,6 +49,9 @@ APPEAR_HW = (68, 48)
 MIN_APPEARANCE = 0.55  # below: the crop does not look like this printing once aligned
 SURE_APPEARANCE = 0.7  # with SURE_INLIERS: the picture alone is conclusive (no title OCR)
 SIBLING_APPEAR_GAP = 0.1  # the frame tells a same-name printing apart without its number
+# Printings no photo can prove: Beta reprinted Alpha with the same black border, art and frame,
+# and neither prints a number, so an Alpha match may be a Beta card (worth a fraction of it).
+UNPROVABLE_SETS = {"LEA"}
 MIN_NAME_SCORE = 0.6  # a title read that matches the name worse than this names another card
 FEATURES = (
     "cos",
@@ -509,6 +512,8 @@ def gate_reasons(best: CatalogEntry, f: dict, calibration: Calibration) -> list[
         reasons.append("number_mismatch")
     elif f["number"] == 0 and prints_number(best.game, best.set_code, best.number):
         reasons.append("number_unread")  # unconfirmed: maybe a printing not in the catalog
+    elif best.game == "mtg" and best.set_code.upper() in UNPROVABLE_SETS:
+        reasons.append("printing_unprovable")
     # A same-name printing: settled by its printed number, or by a frame that clearly differs.
     if f["siblings"] and f["number"] <= 0 and f["appear_gap"] < SIBLING_APPEAR_GAP:
         reasons.append("sibling_printing")

@@ -92,7 +92,7 @@ def catalog():
             k,
             "Twin Card" if k in ("tst-10", "tst-11") else f"Card {k}",
             "LEA" if k == "tst-7" else "TST",  # Alpha prints no collector number
-            k.split("-")[1],
+            "" if k == "tst-8" else k.split("-")[1],  # a promo without a printed number
             "mtg",
             "",
             k,
@@ -131,9 +131,16 @@ def test_conclusive_picture_skips_the_title_but_not_the_number(catalog):
 
 def test_conclusive_picture_of_a_frame_without_numbers_needs_no_ocr(catalog):
     matcher, images, reader = catalog
-    [m] = matcher.predict([images["tst-7"]])
+    [m] = matcher.predict([images["tst-8"]])
     assert reader.calls == []
-    assert m.card_key == "tst-7" and m.decision == Decision.AUTO_ACCEPTED
+    assert m.card_key == "tst-8" and m.decision == Decision.AUTO_ACCEPTED
+
+
+def test_alpha_is_never_auto_accepted_a_beta_card_looks_the_same(catalog):
+    matcher, images, reader = catalog
+    [m] = matcher.predict([images["tst-7"]])
+    assert reader.calls == [] and m.card_key == "tst-7"
+    assert m.decision == Decision.NEEDS_REVIEW and m.evidence["gates"] == ["printing_unprovable"]
 
 
 def test_doubtful_picture_reads_the_title_too(catalog, monkeypatch):
