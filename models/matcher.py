@@ -356,6 +356,7 @@ class Matcher:
         appear = dict.fromkeys((e.card_key for e in cands), 0.0)
         views: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         homs: dict[str, np.ndarray] = {}
+
         def check(entries: list[CatalogEntry]) -> None:
             for e in entries:
                 n, hom = homography_inliers(q, self._reference(e), self._bf)

@@ -65,7 +65,6 @@ def weights_from_onnx(onnx_path: Path, model_yaml: str, images: list[Path], out:
     train-mode batch statistics do not upset the network when fine-tuning starts.
     """
     import cv2
-    import numpy as np
     import onnx
     import torch
     from onnx import numpy_helper
@@ -83,13 +82,14 @@ def weights_from_onnx(onnx_path: Path, model_yaml: str, images: list[Path], out:
             fused.append(key[: -len(".conv.weight")])
     missing = [b for b in fused if f"{b}.conv.bias" not in inits]
     if missing:
-        raise SystemExit(f"{onnx_path} does not match {model_yaml}: no fused bias for {missing[:3]}")
+        raise SystemExit(f"{onnx_path} does not fit {model_yaml}: no fused bias for {missing[:3]}")
     for base in fused:  # identity BatchNorm + fused bias (exact in eval mode)
         bn = modules[f"{base}.bn"]
         state[f"{base}.bn.weight"] = torch.ones_like(state[f"{base}.bn.weight"])
         state[f"{base}.bn.bias"] = torch.from_numpy(inits[f"{base}.conv.bias"].copy())
         state[f"{base}.bn.running_mean"] = torch.zeros_like(state[f"{base}.bn.running_mean"])
-        state[f"{base}.bn.running_var"] = torch.full_like(state[f"{base}.bn.running_var"], 1 - bn.eps)
+        var = state[f"{base}.bn.running_var"]
+        state[f"{base}.bn.running_var"] = torch.full_like(var, 1 - bn.eps)
     model.load_state_dict(state)
     model.eval()
     # Per-channel statistics of each fused conv's output on real inputs.
