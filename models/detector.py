@@ -2,6 +2,8 @@
 
 Output of the exported model: (1, 5 + 12, N) float32 per anchor, in letterboxed input pixels:
 cx, cy, w, h, card score, then (x, y, visibility) for TL, TR, BR, BL of the card as printed.
+When a corner refiner is committed under models/refiner, it re-finds the corners of every kept
+card (the cascade's second stage, `models.refiner`), all cards of a photo in one batch.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import cv2
 import numpy as np
 
 from models.base import Model, onnx_session
+from models.refiner import CornerRefiner
+from models.refiner import model_path as refiner_path
 from models.settings import settings
 from vision import geometry
 from vision.errors import ModelNotReadyError
-from vision.refine import refine_quad
 
 LETTERBOX_FILL = 114  # ultralytics' padding grey; the model was trained with it
 
@@ -137,17 +140,17 @@ class CardDetector(Model):
         iou: float = 0.5,
         max_det: int = 64,
         refine: bool = True,
+        refiner: CornerRefiner | None = None,
         contain: float = 0.9,
-        reach: float = 0.08,
         second_look: float = 0.15,
     ) -> None:
         super().__init__(path)
         self.conf = conf
         self.iou = iou
         self.max_det = max_det
-        self.refine = refine
+        self.refine = refine  # run the learned corner refiner (when one is committed)
+        self.refiner = refiner  # None: the newest models/refiner/*.onnx, found at load time
         self.contain = contain
-        self.reach = reach  # how far (fraction of card height) refinement looks for each edge
         self.second_look = second_look  # margin (fraction of the long side) of the retry; 0: none
         self.imgsz = 0
         self._session: Any = None  # onnxruntime.InferenceSession once loaded
@@ -160,6 +163,16 @@ class CardDetector(Model):
         shape = self._session.get_inputs()[0].shape  # [1, 3, S, S], static
         self.imgsz = int(shape[2]) if isinstance(shape[2], int) else 320
         self._input = self._session.get_inputs()[0].name
+        if self.refine and self.refiner is None and (found := refiner_path()) is not None:
+            self.refiner = CornerRefiner(found)
+        if self.refiner is not None:
+            self.refiner.load()
+
+    @property
+    def version(self) -> str:
+        """The detector file's stem, plus the refiner's when the cascade refines corners."""
+        base = super().version
+        return f"{base}+{self.refiner.version}" if self.refine and self.refiner else base
 
     def load(self) -> None:
         if self.path is None and not self._loaded:
@@ -169,6 +182,8 @@ class CardDetector(Model):
     def warmup(self) -> None:
         self.load()
         self._predict(np.full((self.imgsz, self.imgsz, 3), LETTERBOX_FILL, np.uint8))
+        if self.refiner is not None:
+            self.refiner.warmup()
 
     def raw(self, image: np.ndarray) -> tuple[np.ndarray, float, tuple[float, float]]:
         """Model rows (N, 17) above `conf`, in letterbox pixels, with the letterbox transform."""
@@ -198,13 +213,15 @@ class CardDetector(Model):
         boxes = np.concatenate([xy[:, :2] - xy[:, 2:] / 2, xy[:, :2] + xy[:, 2:] / 2], 1)
         quads = rows[:, 5:].reshape(-1, 4, 3)[..., :2]
         keep = quad_nms(quads, boxes, rows[:, 4], self.iou, self.max_det, self.contain)
-        out = []
+        found, scores = [], []
         h, w = image.shape[:2]
         for i in keep:
             quad = _tidy(geometry.unletterbox(quads[i], scale, pad)) - np.float32(margin)
-            if not _plausible(quad, w, h):
-                continue
-            if self.refine:
-                quad = refine_quad(image, quad, self.reach)
-            out.append(Detection(quad.astype(np.float32), float(rows[i, 4])))
-        return out
+            if _plausible(quad, w, h):
+                found.append(quad)
+                scores.append(float(rows[i, 4]))
+        if self.refine and self.refiner is not None:
+            found = self.refiner.predict(image, found)
+        return [
+            Detection(q.astype(np.float32), score) for q, score in zip(found, scores, strict=True)
+        ]

@@ -132,6 +132,34 @@ def test_upside_down_prediction_keeps_its_order() -> None:
     np.testing.assert_allclose(dets[0].quad, q, atol=0.01)
 
 
+class FakeRefiner:
+    """Moves every quad by one pixel; records how many quads each call got."""
+
+    version = "fake-refiner"
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def load(self) -> None: ...
+
+    def predict(self, _image: np.ndarray, quads: list[np.ndarray]) -> list[np.ndarray]:
+        self.calls.append(len(quads))
+        return [q + 1 for q in quads]
+
+
+def test_the_refiner_gets_all_kept_cards_of_a_photo_in_one_call() -> None:
+    q = np.float32([[100, 100], [160, 100], [160, 184], [100, 184]])
+    rows = np.stack([_row(q, 0.9), _row(q + 1, 0.8), _row(q + 120, 0.7)])  # one duplicate
+    det = _fake_detector(rows)
+    det.refine, det.refiner = True, FakeRefiner()
+    dets = det.predict(np.zeros((320, 320, 3), np.uint8))
+    assert det.refiner.calls == [2]
+    np.testing.assert_allclose(dets[0].quad, q + 1, atol=0.01)
+    assert det.version == "fake+fake-refiner"
+    det.refine = False
+    assert det.version == "fake"
+
+
 def test_committed_model_finds_the_cards_of_a_synthetic_scene() -> None:
     """Held-out printings on a table: each card found, its corners in the card's own order."""
     _, held = split_catalog(load_catalog())

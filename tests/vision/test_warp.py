@@ -1,4 +1,4 @@
-"""Perspective warp to the canonical crop, and corner refinement on image edges."""
+"""Perspective warp to the canonical crop, and the card window around a rough quad."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from vision.geometry import corner_error
-from vision.refine import refine_quad
-from vision.warp import CARD_SIZE, warp_card
+from vision.geometry import map_points
+from vision.warp import CARD_SIZE, WINDOW_FILL, WINDOW_MARGIN, WINDOW_SIZE, card_window, warp_card
 
 
 def _card() -> np.ndarray:
@@ -64,21 +63,60 @@ def test_warp_rejects_non_colour_images() -> None:
         warp_card(np.zeros((10, 10), np.uint8), QUAD)
 
 
-def test_refine_snaps_a_shifted_quad_to_the_card_edges() -> None:
-    scene = _scene(QUAD)
-    rng = np.random.default_rng(0)
-    guess = QUAD + rng.uniform(-6, 6, (4, 2)).astype(np.float32)
-    refined = refine_quad(scene, guess)
-    assert corner_error(refined, QUAD) < 1.5 < corner_error(guess, QUAD)
+def _window_corners() -> np.ndarray:
+    """Where a quad's corners land in its window: the margin in from each side."""
+    w, h = WINDOW_SIZE
+    m = WINDOW_MARGIN / (1 + 2 * WINDOW_MARGIN)
+    return np.float32(
+        [[m * w, m * h], [(1 - m) * w, m * h], [(1 - m) * w, (1 - m) * h], [m * w, (1 - m) * h]]
+    )
 
 
-def test_refine_keeps_the_quad_when_there_is_no_edge() -> None:
-    flat = np.full((700, 900, 3), 128, np.uint8)
-    guess = QUAD + 3
-    np.testing.assert_allclose(refine_quad(flat, guess), guess)
+def _white_quad(quad: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    image = np.zeros((size[1], size[0], 3), np.uint8)
+    cv2.fillConvexPoly(image, np.round(quad * 16).astype(np.int32), (255, 255, 255), cv2.LINE_AA, 4)
+    return image
 
 
-def test_refine_keeps_the_corner_order() -> None:
-    upside_down = np.roll(QUAD, 2, 0)
-    refined = refine_quad(_scene(upside_down), upside_down + 2)
-    assert corner_error(refined, upside_down) < 1.5
+def test_window_homography_maps_the_quad_inside_the_margin_and_back() -> None:
+    crop, hom = card_window(_scene(QUAD), QUAD)
+    assert crop.shape == (WINDOW_SIZE[1], WINDOW_SIZE[0], 3)
+    np.testing.assert_allclose(map_points(QUAD, hom), _window_corners(), atol=1e-3)
+    np.testing.assert_allclose(map_points(_window_corners(), np.linalg.inv(hom)), QUAD, atol=1e-2)
+
+
+@pytest.mark.parametrize("zoom", [1, 6])  # 6: the card is area-downscaled before the warp
+def test_a_drawn_quad_lands_where_the_window_says(zoom: int) -> None:
+    """The white card's extent and centre across the window's middle row and column, to subpixel."""
+    crop, _ = card_window(_white_quad(QUAD * zoom, (900 * zoom, 700 * zoom)), QUAD * zoom)
+    cover = crop[..., 0].astype(np.float64) / 255
+    corners = _window_corners()
+    w, h = WINDOW_SIZE
+    for profile, lo, hi in (
+        (cover[h // 2], corners[0, 0], corners[1, 0]),
+        (cover[:, w // 2], corners[0, 1], corners[2, 1]),
+    ):
+        centre = (profile * np.arange(len(profile))).sum() / profile.sum()
+        # fillConvexPoly paints its boundary pixels too: about one photo pixel wider.
+        assert profile.sum() == pytest.approx(hi - lo, abs=0.75)
+        assert centre == pytest.approx((lo + hi) / 2, abs=0.2)  # pixel centres at integers
+
+
+def test_window_of_a_large_card_matches_the_small_one() -> None:
+    """The area-downscaled path puts the card where the plain warp does (no half-pixel shift)."""
+    small, _ = card_window(_white_quad(QUAD, (900, 700)), QUAD)
+    big, _ = card_window(_white_quad(QUAD * 6, (5400, 4200)), QUAD * 6)
+    diff = np.abs(small.astype(int) - big.astype(int))
+    assert diff.mean() < 2.0
+
+
+def test_window_of_an_upside_down_card_is_upright() -> None:
+    crop, _ = card_window(_scene(np.roll(QUAD, 2, 0)), np.roll(QUAD, 2, 0))
+    h, w = WINDOW_SIZE[1], WINDOW_SIZE[0]
+    assert crop[h // 3, w // 3, 2] > 200 and crop[h // 3, w // 3, 0] < 60  # red top-left
+
+
+def test_window_outside_the_photo_is_grey() -> None:
+    off = QUAD - [QUAD[:, 0].min() + 60, 0]  # the card's left part lies beyond the photo
+    crop, _ = card_window(_scene(QUAD), off)
+    assert (crop[:, :5] == WINDOW_FILL).all()

@@ -1,0 +1,112 @@
+"""Learned corner refiner: the second stage of the detector cascade, served by ONNX Runtime.
+
+The detector sees a 320 px letterbox, so its corners are a few % of the card off. The refiner cuts
+a card window around each rough quad (`vision.warp.card_window`: the card upright with a margin)
+and a small CNN finds the four true corners inside it (each the soft-argmax of its own heatmap);
+a second pass starts from the first's answer. Model input: (N, 3, 176, 128) float32 RGB 0-1
+windows; output: (N, 8) float32, the corners TL, TR, BR, BL of the window's card as
+(x / window width, y / window height).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.base import Model, onnx_session
+from models.settings import settings
+from vision import geometry
+from vision.errors import ModelNotReadyError
+from vision.warp import WINDOW_SIZE, card_window
+
+ITERATIONS = 2
+MAX_MOVE = 0.25  # of the card's height: a corner moving further is a refiner failure
+
+Runner = Callable[[np.ndarray], np.ndarray]  # (N, 3, H, W) float32 -> (N, 8) float32
+
+
+def model_path(model_dir: Path | None = None) -> Path | None:
+    """The newest `*.onnx` under <model_dir>/refiner, or None (the refiner is optional)."""
+    files = sorted(((model_dir or settings.model_dir) / "refiner").glob("*.onnx"))
+    return files[-1] if files else None
+
+
+def window_blob(crops: list[np.ndarray]) -> np.ndarray:
+    """BGR uint8 windows (h, w, 3) -> (N, 3, h, w) float32 RGB 0-1, the model's input."""
+    batch = np.stack(crops)[..., ::-1].transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(batch, np.float32) / 255.0
+
+
+def refine_quads(
+    image: np.ndarray,
+    quads: list[np.ndarray],
+    run: Runner,
+    iterations: int = ITERATIONS,
+    max_move: float = MAX_MOVE,
+) -> list[np.ndarray]:
+    """Refined copies of `quads` (same corner order, photo pixels); one `run` per iteration.
+
+    A card whose answer is not a convex quad turning the same way, or moves a corner by more than
+    `max_move` of its height, keeps its input quad.
+    """
+    if not quads:
+        return []
+    start = [np.asarray(q, np.float32).reshape(4, 2) for q in quads]
+    current = start
+    scale = np.array(WINDOW_SIZE, np.float32)  # (w, h)
+    for _ in range(iterations):
+        windows = [card_window(image, q) for q in current]
+        corners = run(window_blob([crop for crop, _ in windows])).reshape(-1, 4, 2) * scale
+        current = [
+            geometry.map_points(c, np.linalg.inv(hom))
+            for c, (_, hom) in zip(corners, windows, strict=True)
+        ]
+    out = []
+    for old, new in zip(start, current, strict=True):
+        moved = float(np.linalg.norm(new - old, axis=1).max())
+        sane = (
+            np.isfinite(new).all()
+            and geometry.is_convex(new)
+            and np.sign(geometry.signed_area(new)) == np.sign(geometry.signed_area(old))
+            and moved <= max_move * geometry.card_height(old)
+        )
+        out.append(new.astype(np.float32) if sane else old)
+    return out
+
+
+class CornerRefiner(Model):
+    """Re-finds the corners of rough card quads in a BGR photo, all cards in one batch."""
+
+    name = "refiner"
+
+    def __init__(self, path: Path | None = None, *, iterations: int = ITERATIONS) -> None:
+        super().__init__(path)
+        self.iterations = iterations
+        self._session: Any = None  # onnxruntime.InferenceSession once loaded
+        self._input = "windows"
+
+    def load(self) -> None:
+        if self.path is None and not self._loaded:
+            self.path = model_path()
+            if self.path is None:
+                raise ModelNotReadyError(f"refiner: no .onnx file in {settings.model_dir}/refiner")
+        super().load()
+
+    def _load(self) -> None:
+        assert self.path is not None
+        self._session = onnx_session(self.path, settings.providers, settings.onnx_threads)
+        self._input = self._session.get_inputs()[0].name
+
+    def warmup(self) -> None:
+        self.load()
+        w, h = WINDOW_SIZE
+        self._run(np.zeros((1, 3, h, w), np.float32))
+
+    def _run(self, blob: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input: blob})[0]
+
+    def _predict(self, image: np.ndarray, quads: list[np.ndarray]) -> list[np.ndarray]:
+        return refine_quads(image, quads, self._run, self.iterations)

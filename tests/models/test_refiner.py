@@ -1,0 +1,103 @@
+"""Corner refiner: batching and safety rules with fake runners; the committed model on scenes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.refiner import CornerRefiner, model_path, refine_quads
+from vision import geometry
+from vision.synth import SceneGenerator, load_catalog, split_catalog
+from vision.warp import WINDOW_MARGIN, WINDOW_SIZE
+
+QUAD = np.float32([[300, 120], [560, 150], [540, 520], [270, 490]])
+PRIOR = WINDOW_MARGIN / (1 + 2 * WINDOW_MARGIN)
+
+
+class FakeRunner:
+    """Answers every window with fixed corners (window units); records the batch shapes."""
+
+    def __init__(self, corners: np.ndarray) -> None:
+        self.corners = np.asarray(corners, np.float32).reshape(8)
+        self.shapes: list[tuple[int, ...]] = []
+
+    def __call__(self, blob: np.ndarray) -> np.ndarray:
+        self.shapes.append(blob.shape)
+        return np.tile(self.corners, (len(blob), 1))
+
+
+def _unmoved() -> np.ndarray:
+    """Corners where the rough quad itself lies in its window: a refiner that changes nothing."""
+    m = PRIOR
+    return np.float32([[m, m], [1 - m, m], [1 - m, 1 - m], [m, 1 - m]])
+
+
+def test_all_cards_go_in_one_batch_per_pass() -> None:
+    run = FakeRunner(_unmoved())
+    quads = [QUAD, QUAD + 300, QUAD + [600, 0]]
+    out = refine_quads(np.zeros((1200, 1400, 3), np.uint8), quads, run, iterations=2)
+    w, h = WINDOW_SIZE
+    assert run.shapes == [(3, 3, h, w), (3, 3, h, w)]
+    for got, want in zip(out, quads, strict=True):
+        np.testing.assert_allclose(got, want, atol=0.05)
+
+
+def test_corners_map_back_through_the_window_and_keep_their_order() -> None:
+    """Corners the runner finds 2 % of the window to the right come back shifted in the photo."""
+    upside_down = np.roll(QUAD, 2, 0)  # TL at the photo's bottom right
+    run = FakeRunner(_unmoved() + [0.02, 0])
+    (got,) = refine_quads(np.zeros((700, 900, 3), np.uint8), [upside_down], run, iterations=1)
+    # The window's x axis runs along the card's TL -> TR, which points left in the photo.
+    assert (got[:, 0] < upside_down[:, 0]).all()
+    assert geometry.corner_error(got, upside_down) < 0.05 * geometry.card_height(QUAD)
+
+
+def test_a_wild_answer_keeps_the_input_quad() -> None:
+    image = np.zeros((700, 900, 3), np.uint8)
+    bow_tie = _unmoved()[[0, 2, 1, 3]]
+    far = _unmoved() + [0.6, 0]
+    for corners in (bow_tie, far, np.full((4, 2), np.nan)):
+        (got,) = refine_quads(image, [QUAD], FakeRunner(corners), iterations=1)
+        np.testing.assert_array_equal(got, QUAD)
+
+
+def test_no_cards_give_no_quads() -> None:
+    run = FakeRunner(_unmoved())
+    assert refine_quads(np.zeros((64, 64, 3), np.uint8), [], run) == []
+    assert run.shapes == []
+
+
+@pytest.fixture(scope="module")
+def refiner() -> CornerRefiner:
+    path = model_path()
+    assert path is not None, "no committed refiner under models/refiner"
+    model = CornerRefiner(path)
+    model.warmup()
+    return model
+
+
+def test_committed_refiner_halves_the_corner_error_on_held_out_scenes(
+    refiner: CornerRefiner,
+) -> None:
+    """Held-out printings, true quads jittered like the detector's: refined ones are far closer."""
+    _, held = split_catalog(load_catalog())
+    gen = SceneGenerator(held, 960)
+    rng = np.random.default_rng(5)
+    before, after = [], []
+    for seed in (21, 22, 23):
+        scene = gen.generate(seed, layout="scatter")
+        truth = [c.quad for c in scene.cards if c.should_detect]
+        rough = [
+            q + rng.normal(0, 0.035 * geometry.card_height(q), (4, 2)).astype(np.float32)
+            for q in truth
+        ]
+        refined = refiner.predict(scene.image, rough)
+        assert len(refined) == len(rough)
+        before += [geometry.relative_corner_error(q, t) for q, t in zip(rough, truth, strict=True)]
+        after += [geometry.relative_corner_error(q, t) for q, t in zip(refined, truth, strict=True)]
+    assert len(before) >= 5
+    assert np.mean(after) < 0.5 * np.mean(before)
+
+
+def test_committed_refiner_with_no_cards_returns_nothing(refiner: CornerRefiner) -> None:
+    assert refiner.predict(np.zeros((480, 640, 3), np.uint8), []) == []
