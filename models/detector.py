@@ -23,6 +23,8 @@ from vision import geometry
 from vision.errors import ModelNotReadyError
 
 LETTERBOX_FILL = 114  # ultralytics' padding grey; the model was trained with it
+MIN_CARD_HEIGHT = 0.08  # of the photo's short side
+MIN_INSIDE = 0.4  # of a card's area inside the photo: less is an arm, a box, a table edge
 
 
 @dataclass
@@ -82,14 +84,18 @@ def _tidy(quad: np.ndarray) -> np.ndarray:
 
 def _plausible(quad: np.ndarray, w: int, h: int) -> bool:
     """A card may be cut by the frame, but not lie mostly outside it or be a few pixels big."""
-    slack = 0.5 * max(w, h)
-    inside = (quad[:, 0] > -slack).all() and (quad[:, 0] < w + slack).all()
-    inside = inside and (quad[:, 1] > -slack).all() and (quad[:, 1] < h + slack).all()
     sides = np.linalg.norm(np.roll(quad, -1, 0) - quad, axis=1)
     a, b = sides[0] + sides[2], sides[1] + sides[3]
     # A card is 0.72 as wide as high; strong perspective squeezes it, but never to a sliver.
-    card_shaped = min(a, b) >= 0.35 * max(a, b)
-    return bool(inside) and card_shaped and 64 <= geometry.area(quad) <= 2.0 * w * h
+    card_shaped = geometry.is_convex(quad) and min(a, b) >= 0.35 * max(a, b)
+    if not card_shaped or geometry.area(quad) < 64:
+        return False
+    # The smallest cards of a 12-card table are ~11 % of the photo's short side; smaller
+    # "cards" are letters, symbols or mana pips (a photo of rules text found 25 of them).
+    if geometry.card_height(quad) < MIN_CARD_HEIGHT * min(w, h):
+        return False
+    frame = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    return geometry.intersection_area(quad, frame) >= MIN_INSIDE * geometry.area(quad)
 
 
 def quad_nms(
@@ -136,7 +142,7 @@ class CardDetector(Model):
         self,
         path: Path | None = None,
         *,
-        conf: float = 0.5,
+        conf: float = 0.7,
         iou: float = 0.5,
         max_det: int = 64,
         refine: bool = True,
@@ -220,8 +226,16 @@ class CardDetector(Model):
             if _plausible(quad, w, h):
                 found.append(quad)
                 scores.append(float(rows[i, 4]))
-        if self.refine and self.refiner is not None:
-            found = self.refiner.predict(image, found)
+        if self.refine and self.refiner is not None and found:
+            # Refined corners can turn two rough guesses into one card (a card and its sleeve,
+            # a split card's half): the same NMS once more, on the quads that will be kept.
+            refined = np.stack(self.refiner.predict(image, found))
+            bounds = np.concatenate([refined.min(1), refined.max(1)], 1)
+            again = quad_nms(
+                refined, bounds, np.asarray(scores), self.iou, self.max_det, self.contain
+            )
+            kept = [i for i in again if _plausible(refined[i], w, h)]
+            found, scores = [refined[i] for i in kept], [scores[i] for i in kept]
         return [
             Detection(q.astype(np.float32), score) for q, score in zip(found, scores, strict=True)
         ]

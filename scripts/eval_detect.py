@@ -149,14 +149,15 @@ def main() -> None:
     p.add_argument("--synthetic", type=Path, default=ROOT / "var" / "detector" / "test")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--photos", type=Path, default=PHOTOS)
-    p.add_argument("--conf", type=float, default=0.5)
+    p.add_argument("--conf", type=float, default=None, help="default: the detector's own")
     p.add_argument("--no-refine", action="store_true")
     p.add_argument("--skip-synthetic", action="store_true")
     p.add_argument("--out", type=Path, default=ROOT / "var" / "detector" / "eval.json")
     args = p.parse_args()
-    detector = CardDetector(args.model, conf=args.conf, refine=not args.no_refine)
+    tuned = {"conf": args.conf} if args.conf is not None else {}
+    detector = CardDetector(args.model, refine=not args.no_refine, **tuned)
     detector.warmup()
-    report: dict = {"model": detector.version, "conf": args.conf, "refine": not args.no_refine}
+    report: dict = {"model": detector.version, "conf": detector.conf, "refine": not args.no_refine}
     started = time.time()
     if not args.skip_synthetic:
         report["synthetic"] = evaluate_synthetic(detector, args.synthetic, args.n)
