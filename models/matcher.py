@@ -350,7 +350,7 @@ class Matcher:
         t0 = time.perf_counter()
         small = cv2.resize(crop, VERIFY_HW[::-1], interpolation=cv2.INTER_AREA)
         q = orb_features(small, self._orb)
-        verify = [e for e in cands[:VERIFY_TOP]]
+        verify = list(cands[:VERIFY_TOP])
         verify += [e for e in siblings if e not in verify]
         inliers = dict.fromkeys((e.card_key for e in cands), 0)
         appear = dict.fromkeys((e.card_key for e in cands), 0.0)
