@@ -16,6 +16,7 @@ import numpy as np
 from rapidfuzz import fuzz
 
 from models.base import Model
+from vision.geometry import is_convex
 from vision.warp import CARD_SIZE, card_homography, warp_card
 
 # (y0, y1, x0, x1) as fractions of the 626x448 crop; generous because detected corners are
@@ -154,9 +155,22 @@ def source_region(
         return None
 
 
+def plausible_line(line: np.ndarray, crop_hw: tuple[int, int]) -> bool:
+    """A printed line lies inside the card, runs along it and is a few pixels to a few % high;
+    anything else comes from a homography fitted to noise (and could ask for a giant warp)."""
+    h, w = crop_hw
+    if not np.isfinite(line).all() or not is_convex(line):
+        return False
+    inside = (line[:, 0] > -0.1 * w).all() and (line[:, 0] < 1.1 * w).all()
+    inside = inside and (line[:, 1] > -0.1 * h).all() and (line[:, 1] < 1.1 * h).all()
+    height = float(np.linalg.norm(line[3] - line[0]))
+    width = float(np.linalg.norm(line[1] - line[0]))
+    return bool(inside) and 3.0 <= height <= 0.15 * h and width <= 25 * height
+
+
 def line_image(crop: np.ndarray, line: np.ndarray, source: tuple | None = None) -> np.ndarray:
-    """A printed line (corners in crop pixels) straightened to LINE_HEIGHT px, from the photo
-    when there is one (its own resolution), else from the crop."""
+    """A printed line (corners in crop pixels, `plausible_line`) straightened to LINE_HEIGHT px,
+    from the photo when there is one (its own resolution), else from the crop."""
     line = np.asarray(line, np.float32).reshape(4, 2)
     height = float(np.linalg.norm(line[3] - line[0]))
     width = float(np.linalg.norm(line[1] - line[0]))
@@ -202,6 +216,8 @@ class TextReader(Model):
         """
         down = line[3] - line[0]
         texts: list[str] = []
+        if not plausible_line(line, crop.shape[:2]):
+            return texts
         for shift in LINE_SHIFTS:
             res, _ = self._engine(
                 line_image(crop, line + shift * down, source),

@@ -8,7 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from models.reader import NUMBER_LINE, TextReader, TextReading, numbers_in, shows_number
+from models.reader import (
+    NUMBER_LINE,
+    TextReader,
+    TextReading,
+    numbers_in,
+    plausible_line,
+    shows_number,
+)
 
 CATALOG = Path(__file__).resolve().parents[3] / "shared" / "data" / "catalog" / "images"
 
@@ -70,3 +77,14 @@ def test_shows_number_knows_how_frames_print_numbers():
     assert shows_number("of heCos31274", "31")  # 31/274, the slash read as a 1
     assert shows_number("917408791", "91740879")  # passcode and the edition mark
     assert not shows_number("26400509", "26400609")
+
+
+def test_a_line_placed_by_a_wild_homography_is_not_read(reader):
+    # Seen on a synthetic closeup: a homography fitted to noise put the number line far outside
+    # the card, and straightening it from the photo asked for a warp of ~10^5 px (a hung scan).
+    wild = np.float32([[-861, -745], [-1122, -588], [-1352, -691], [-1026, -841]])
+    photo = np.full((960, 1280, 3), 90, np.uint8)
+    quad = np.float32([[400, 100], [850, 100], [850, 730], [400, 730]])
+    r = reader.predict(crop("woe-148"), "mtg", title=False, line=wild, source=(photo, quad))
+    assert r.numbers == [] and r.has_number("148") is None
+    assert not plausible_line(wild, (626, 448))
