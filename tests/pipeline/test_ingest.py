@@ -96,7 +96,7 @@ def _check_report_in_chromium(report: Path, expected_photos: set[str]) -> None:
 def test_interrupted_ingest_finishes_on_the_next_run_without_duplicates(ingest_env, tmp_path):
     folder = tmp_path / "many"
     folder.mkdir()
-    total = 150
+    total = 400  # enough that the interrupt lands mid-ingest on a busy machine too
     for i in range(total):
         (folder / f"{i:03d}.jpg").write_bytes(photo(100 + i, size=(96, 64)))
     proc = subprocess.Popen(
