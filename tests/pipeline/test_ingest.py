@@ -110,8 +110,8 @@ def test_interrupted_ingest_finishes_on_the_next_run_without_duplicates(ingest_e
             return conn.execute("SELECT count(*) AS n FROM scans").fetchone()["n"]
 
     deadline = time.monotonic() + 120
-    while registered() < 10 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    while registered() < 3 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
     before = registered()
