@@ -178,3 +178,14 @@ def test_committed_model_finds_the_cards_of_a_synthetic_scene() -> None:
         total += len(truth)
     assert total > 0 and found / total >= 0.8
     assert upright / found >= 0.8
+
+
+def test_plausible_cards_are_card_sized_and_mostly_in_the_photo() -> None:
+    from models.detector import _plausible
+
+    card = np.float32([[100, 100], [172, 100], [172, 200], [100, 200]])
+    assert _plausible(card, 640, 480)
+    assert not _plausible(card * 0.25, 640, 480)  # 25 px tall in a 480 px photo: a letter
+    assert _plausible(card - [0, 40], 640, 480)  # cut by the frame, 60 % inside
+    assert not _plausible(card - [0, 170], 640, 480)  # 30 % inside: mostly above the photo
+    assert not _plausible(card[[0, 2, 1, 3]], 640, 480)  # a bow tie is no card
