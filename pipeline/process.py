@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import psycopg
+from celery.exceptions import SoftTimeLimitExceeded
 from psycopg_pool import PoolTimeout
 
 from db import jobs, scans
@@ -138,6 +139,17 @@ def _run_locked(
     timings: dict[str, float] = {}
     storage = storage or open_storage()
     assert scan is not None  # mark_processing found it under our lock a moment ago
+    if scan.attempts > settings.max_scan_attempts:
+        # Every earlier run died without a word (an out-of-memory kill, a hard time limit): a
+        # photo that kills workers must not go round the queue for ever.
+        reason = (f"gave up after {scan.attempts - 1} runs that did not finish "
+                  "(the worker was lost or killed)")
+        with conn.transaction():
+            scans.fail_scan(conn, scan_id=scan_id, error_code="too_many_attempts",
+                            error_message=reason)
+            jobs.finish_job(conn, job_id=job_id, status=JobStatus.FAILED, stage_timings=timings,
+                            error_type="TooManyAttempts", error_message=reason)
+        return {"scan_id": str(scan_id), "status": "failed", "code": "too_many_attempts"}
     try:
         start = time.perf_counter()
         data = storage.get(scan.image_url)
@@ -154,9 +166,8 @@ def _run_locked(
                             error_type=type(exc).__name__, error_message=exc.detail)
         raise
     except Exception as exc:  # noqa: BLE001 - anything but a transient error fails the scan
-        code = exc.code if isinstance(exc, ScanError) else "processing_error"
-        reason = exc.detail if isinstance(exc, ScanError) else f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, ScanError):
+        code, reason = _failure(exc)
+        if code == "processing_error":
             log.exception("scan %s failed", scan_id)
         with conn.transaction():
             scans.fail_scan(conn, scan_id=scan_id, error_code=code, error_message=reason)
@@ -170,6 +181,15 @@ def _run_locked(
                             n_cards=len(cards))
         jobs.finish_job(conn, job_id=job_id, status=JobStatus.SUCCEEDED, stage_timings=timings)
     return {"scan_id": str(scan_id), "status": "completed", "cards": len(cards)}
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    """The failed scan's (error_code, error_message) for an exception that ended its run."""
+    if isinstance(exc, ScanError):
+        return exc.code, exc.detail
+    if isinstance(exc, SoftTimeLimitExceeded):  # raised into the task by Celery's time limit
+        return "timed_out", f"recognition took longer than {settings.scan_time_limit_s:g} s"
+    return "processing_error", f"{type(exc).__name__}: {exc}"
 
 
 def fail_after_retries(scan_id: Any, exc: ScanError) -> None:

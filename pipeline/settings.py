@@ -23,6 +23,13 @@ class PipelineSettings(BaseSettings):
     max_upload_bytes: int = 15 * 1024 * 1024
     max_pixels: int = 50_000_000
     task_max_retries: int = 5
+    # A scan still recognising after this is failed with a reason (Celery's soft time limit); the
+    # pool kills the process `scan_kill_grace_s` later if it does not stop (a stuck native call).
+    scan_time_limit_s: float = 120.0
+    scan_kill_grace_s: float = 30.0
+    # A photo whose processing started this often without finishing (its worker died or was
+    # killed each time) is failed instead of being re-enqueued again. Retries count too.
+    max_scan_attempts: int = 10
     processing_timeout_s: int = 600  # a scan stuck in processing longer than this is re-enqueued
     # The worker's recognizer: the real models, or a deterministic stand-in that still decodes
     # the photo (for tests that need a real worker process but not real models).

@@ -139,6 +139,42 @@ def test_missing_original_fails_the_scan(user_id, broker_dir):
     assert _state(scan_id)[0].error_code == "not_found"
 
 
+def test_a_photo_whose_runs_never_finish_is_failed_not_requeued_for_ever(
+    user_id, broker_dir, monkeypatch,
+):
+    from db.pool import connection
+    from pipeline.process import run_scan
+    from pipeline.settings import settings
+
+    monkeypatch.setattr(settings, "max_scan_attempts", 3)
+    scan_id = _register(user_id, photo(7))
+    with connection() as conn, conn.transaction():  # three runs whose worker died mid-scan
+        conn.execute("UPDATE scans SET status = 'processing', attempts = 3 WHERE id = %(id)s",
+                     {"id": scan_id})
+    recognizer = FakeRecognizer()
+    recognizer.recognize = None  # the photo must not be tried a fourth time
+    assert run_scan(scan_id, recognizer=recognizer)["code"] == "too_many_attempts"
+    scan, cards, [job] = _state(scan_id)
+    assert scan.status == "failed" and scan.attempts == 4 and cards == []
+    assert "3 runs that did not finish" in scan.error_message and job.status == "failed"
+
+
+def test_a_time_limit_inside_recognition_fails_the_scan_with_a_reason(user_id, broker_dir):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from pipeline.process import run_scan
+
+    class Stuck(FakeRecognizer):
+        def recognize(self, data):
+            raise SoftTimeLimitExceeded()  # what Celery raises into a task past its soft limit
+
+    scan_id = _register(user_id, photo(8))
+    assert run_scan(scan_id, recognizer=Stuck())["code"] == "timed_out"
+    scan, _, [job] = _state(scan_id)
+    assert scan.status == "failed" and "longer than" in scan.error_message
+    assert job.status == "failed" and job.error_type == "SoftTimeLimitExceeded"
+
+
 def test_retry_delay_grows_with_jitter():
     from pipeline.tasks import retry_delay
 

@@ -130,6 +130,18 @@ def test_sigkill_mid_scan_then_a_new_worker_completes_it_exactly_once(
     assert scan.attempts == 2  # the killed run and the one that finished
 
 
+def test_a_scan_past_its_time_limit_fails_and_the_worker_goes_on(client, make_user, start_worker):
+    worker = start_worker(CARDSCAN_FAKE_RECOGNIZER_DELAY_S="60", CARDSCAN_SCAN_TIME_LIMIT_S="1")
+    alice = make_user()
+    scan_ids = [_upload(client, alice, photo(i)).json()["scan_id"] for i in (11, 12)]
+    for scan_id in scan_ids:
+        scan = wait_for_scan(scan_id, timeout=30)
+        assert scan.status == "failed" and scan.error_code == "timed_out", worker.log()[-2000:]
+        shown = client.get(f"/v1/scans/{scan_id}", headers=alice).json()
+        assert "longer than 1 s" in shown["error"]
+    assert worker.proc.poll() is None
+
+
 def _real_models_missing() -> str | None:
     """Why the real Recognizer cannot run here, or None when it can."""
     import importlib.util
