@@ -3,7 +3,7 @@
 The detector sees a 320 px letterbox, so its corners are a few % of the card off. The refiner cuts
 a card window around each rough quad (`vision.warp.card_window`: the card upright with a margin)
 and a small CNN finds the four true corners inside it (each the soft-argmax of its own heatmap);
-a second pass starts from the first's answer. Model input: (N, 3, 176, 128) float32 RGB 0-1
+each further pass starts from the last one's answer, for the cards that still moved. Model input: (N, 3, 176, 128) float32 RGB 0-1
 windows; output: (N, 8) float32, the corners TL, TR, BR, BL of the window's card as
 (x / window width, y / window height).
 """
@@ -22,8 +22,9 @@ from vision import geometry
 from vision.errors import ModelNotReadyError
 from vision.warp import WINDOW_SIZE, card_window
 
-ITERATIONS = 2
-MAX_MOVE = 0.25  # of the card's height: a corner moving further is a refiner failure
+ITERATIONS = 4  # passes at most; a far-off rough quad needs several (each moves within a window)
+SETTLED = 0.02  # of the card's height: a card whose corners moved less in a pass is done
+MAX_MOVE = 0.4  # of the card's height, over all passes: a corner moving further is a failure
 
 Runner = Callable[[np.ndarray], np.ndarray]  # (N, 3, H, W) float32 -> (N, 8) float32
 
@@ -46,24 +47,34 @@ def refine_quads(
     run: Runner,
     iterations: int = ITERATIONS,
     max_move: float = MAX_MOVE,
+    settled: float = SETTLED,
 ) -> list[np.ndarray]:
-    """Refined copies of `quads` (same corner order, photo pixels); one `run` per iteration.
+    """Refined copies of `quads` (same corner order, photo pixels); one `run` per pass.
 
-    A card whose answer is not a convex quad turning the same way, or moves a corner by more than
-    `max_move` of its height, keeps its input quad.
+    Every card gets two passes; after that only the cards whose corners still moved more than
+    `settled` of their height go round again, up to `iterations` passes. A card whose answer is
+    not a convex quad turning the same way, or moves a corner by more than `max_move` of its
+    height, keeps its input quad.
     """
     if not quads:
         return []
     start = [np.asarray(q, np.float32).reshape(4, 2) for q in quads]
-    current = start
+    current = list(start)
+    moving = list(range(len(start)))
     scale = np.array(WINDOW_SIZE, np.float32)  # (w, h)
-    for _ in range(iterations):
-        windows = [card_window(image, q) for q in current]
+    for step in range(iterations):
+        windows = [card_window(image, current[i]) for i in moving]
         corners = run(window_blob([crop for crop, _ in windows])).reshape(-1, 4, 2) * scale
-        current = [
-            geometry.map_points(c, np.linalg.inv(hom))
-            for c, (_, hom) in zip(corners, windows, strict=True)
-        ]
+        still = []
+        for i, c, (_, hom) in zip(moving, corners, windows, strict=True):
+            new = geometry.map_points(c, np.linalg.inv(hom))
+            moved = float(np.linalg.norm(new - current[i], axis=1).max())
+            current[i] = new
+            if step == 0 or moved > settled * geometry.card_height(new):
+                still.append(i)
+        moving = still
+        if not moving:
+            break
     out = []
     for old, new in zip(start, current, strict=True):
         moved = float(np.linalg.norm(new - old, axis=1).max())

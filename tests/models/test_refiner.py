@@ -42,6 +42,26 @@ def test_all_cards_go_in_one_batch_per_pass() -> None:
         np.testing.assert_allclose(got, want, atol=0.05)
 
 
+def test_only_cards_that_still_move_get_further_passes() -> None:
+    """A card in the bright half keeps moving (3 % of its window a pass); the other settles."""
+    image = np.zeros((1200, 1400, 3), np.uint8)
+    image[:, 700:] = 255
+
+    def run(blob: np.ndarray) -> np.ndarray:
+        shapes.append(blob.shape[0])
+        bright = blob.mean(axis=(1, 2, 3)) > 0.5
+        corners = np.tile(_unmoved(), (len(blob), 1, 1))
+        corners[bright] += [0, 0.03]
+        return corners.reshape(len(blob), 8)
+
+    shapes: list[int] = []
+    still, moving = QUAD + [0, 200], QUAD + [800, 200]
+    out = refine_quads(image, [still, moving], run, iterations=4, max_move=1.0)
+    assert shapes == [2, 2, 1, 1]  # two passes for both, then only the moving card
+    np.testing.assert_allclose(out[0], still, atol=0.05)
+    assert (out[1][:, 1] > moving[:, 1] + 0.1 * geometry.card_height(QUAD)).all()
+
+
 def test_corners_map_back_through_the_window_and_keep_their_order() -> None:
     """Corners the runner finds 2 % of the window to the right come back shifted in the photo."""
     upside_down = np.roll(QUAD, 2, 0)  # TL at the photo's bottom right
