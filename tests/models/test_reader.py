@@ -11,6 +11,7 @@ import pytest
 from models.reader import (
     NUMBER_LINE,
     TextReader,
+    number_line,
     TextReading,
     numbers_in,
     plausible_line,
@@ -69,6 +70,15 @@ def test_reads_the_number_line_without_detection(reader):
     line = np.vstack([line, [[x0 * 448, y1 * 626]]])
     r = reader.predict(crop("woe-148"), "mtg", title=False, line=line)
     assert r.has_number("148") is True and r.has_number("352") is False
+
+
+def test_a_2012_frame_number_is_read_at_the_end_of_its_copyright_line(reader):
+    y0, y1, x0, x1 = number_line("mtg", "RTR")
+    line = np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) * [448, 626]
+    r = reader.predict(crop("rtr-141"), "mtg", title=False, line=line)
+    assert r.has_number("141") is True
+    assert r.has_number("46") is False
+    assert number_line("mtg", "M12") is None  # no fixed line known: read by detection
 
 
 def test_shows_number_knows_how_frames_print_numbers():
