@@ -51,5 +51,20 @@ def _register() -> None:
 
 _register()
 
+
+def main() -> None:
+    """The console entry point: `app`, with a one-line error instead of a traceback when the
+    database is not migrated yet (`cardscan db upgrade`) or cannot be reached."""
+    import psycopg
+
+    from db.migrate import DatabaseNotMigratedError
+
+    try:
+        app()
+    except (DatabaseNotMigratedError, psycopg.OperationalError) as exc:
+        typer.echo(f"error: {str(exc).strip()}", err=True)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

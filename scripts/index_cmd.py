@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -304,6 +305,7 @@ def bench(
     ):
         stats = {"crops": 0, "top1": 0, "auto": 0, "auto_right": 0, "review": 0, "no_match": 0}
         per_card_ms, failures = [], []
+        held_back: Counter[str] = Counter()  # why right top-1 answers were not auto-accepted
         for crops, truth, layout in crop_source(source)(pool, n, seed, size=size):
             t0 = time.perf_counter()
             matches = matcher.predict(crops)
@@ -316,6 +318,8 @@ def bench(
                 stats["auto_right"] += m.decision == "auto_accepted" and m.card_key == key
                 stats["review"] += m.decision == "needs_review"
                 stats["no_match"] += m.decision == "no_match"
+                if top == key and m.decision != "auto_accepted":
+                    held_back.update(m.evidence.get("gates") or ["low_confidence"])
                 if (
                     m.decision == "auto_accepted"
                     and m.card_key != key
@@ -338,6 +342,7 @@ def bench(
             "auto_precision": round(stats["auto_right"] / max(1, stats["auto"]), 4),
             "false_accepts": stats["auto"] - stats["auto_right"],
             "ms_per_card_p50": round(float(np.median(per_card_ms)), 1) if per_card_ms else None,
+            "held_back_by": dict(held_back.most_common()),
             "failures": failures[:40],
         }
         report[name] = stats

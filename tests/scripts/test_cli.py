@@ -1,4 +1,11 @@
-"""Every `cardscan` subcommand answers --help."""
+"""Every `cardscan` subcommand answers --help; an unmigrated database gets one clear line."""
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import typer
@@ -29,3 +36,24 @@ def test_help(path):
     result = runner.invoke(app, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
+
+
+def test_a_command_on_an_unmigrated_database_says_what_to_do(db_url):
+    import psycopg
+
+    name = f"cardscan_fresh_{uuid.uuid4().hex[:8]}"
+    admin = urlparse(db_url)._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        fresh = urlparse(db_url)._replace(path=f"/{name}").geturl()
+        env = {**os.environ, "CARDSCAN_DATABASE_URL": fresh}
+        out = subprocess.run(
+            [sys.executable, "-m", "scripts.cli", "catalog", "stats"], env=env,
+            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert out.returncode == 2, out.stderr
+    assert "run `cardscan db upgrade`" in out.stderr and "Traceback" not in out.stderr
