@@ -51,6 +51,7 @@ PRE_M15_SETS = {"RTR", "M12", "DPA", "ROE", "DD2", "PD2", "DDJ", "7ED"}
 LINE_HEIGHT = 48  # px: the recogniser's input height
 LINE_SHIFTS = (0.0, -0.4, 0.4)  # fractions of the line's height, tried in turn
 MIN_TITLE_CONF = 0.6
+MIN_LINE_CONF = 0.5  # a number line's read is kept from this recogniser confidence
 
 
 @dataclass
@@ -230,7 +231,7 @@ class TextReader(Model):
                 use_cls=False,
                 use_rec=True,
             )
-            if res and float(res[0][1]) >= 0.5:
+            if res and float(res[0][1]) >= MIN_LINE_CONF:
                 texts = [str(res[0][0])]
                 if re.search(r"\d{3}", texts[0]):
                     break
