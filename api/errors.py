@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
+from typing import cast
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import HTTPExceptionHandler
 
 from api.settings import settings
 from vision.errors import ScanError
@@ -73,9 +75,10 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ScanError, _scan_error)
+    # Starlette types every handler as taking Exception; it calls each only with its own class.
+    app.add_exception_handler(ScanError, cast(HTTPExceptionHandler, _scan_error))
     app.add_exception_handler(psycopg.OperationalError, _database_error)
     app.add_exception_handler(PoolTimeout, _database_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, cast(HTTPExceptionHandler, _http_error))
+    app.add_exception_handler(RequestValidationError, cast(HTTPExceptionHandler, _validation_error))
     app.add_exception_handler(Exception, _unexpected)

@@ -9,7 +9,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from db.pool import Conn
+from db.pool import Conn, one
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def record(
     before: dict | None = None, after: dict | None = None,
 ) -> int:
     """Append one audit row; returns its id."""
-    row = conn.execute(
+    cur = conn.execute(
         """
         INSERT INTO audit_log (actor_user_id, action, entity_type, entity_id, before, after)
         VALUES (%(actor)s, %(action)s, %(entity_type)s, %(entity_id)s, %(before)s, %(after)s)
@@ -44,7 +44,8 @@ def record(
             "actor": actor_user_id, "action": action, "entity_type": entity_type,
             "entity_id": str(entity_id), "before": _json(before), "after": _json(after),
         },
-    ).fetchone()
+    )
+    row = one(cur)
     return row["id"]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from db.pool import Conn
+from db.pool import Conn, one
 
 
 def normalize_name(name: str) -> str:
@@ -50,7 +50,7 @@ def upsert_set(conn: Conn, *, code: str, name: str, game: str) -> tuple[Any, boo
     ).fetchone()
     if row:
         return row["id"], True
-    existing = conn.execute("SELECT id FROM sets WHERE code = %(code)s", {"code": code}).fetchone()
+    existing = one(conn.execute("SELECT id FROM sets WHERE code = %(code)s", {"code": code}))
     return existing["id"], False
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from db.pool import Conn
+from db.pool import Conn, one
 
 
 class Condition(StrEnum):
@@ -104,7 +104,7 @@ def save_scan_card(
     ).fetchone()
     if existed is not None and existed["deleted_at"] is not None and not restore:
         return None, False
-    row = conn.execute(
+    cur = conn.execute(
         """
         INSERT INTO inventory_entries (user_id, card_id, scan_card_id, quantity, condition,
                                        scan_confidence, scan_image_url)
@@ -122,7 +122,8 @@ def save_scan_card(
             "confidence": None if scan_confidence is None else round(scan_confidence * 100, 2),
             "image": scan_image_url,
         },
-    ).fetchone()
+    )
+    row = one(cur)
     conn.execute(
         "UPDATE scan_cards SET saved_to_inventory = TRUE, inventory_entry_id = %(entry)s "
         "WHERE id = %(id)s",

@@ -9,7 +9,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from db.pool import Conn
+from db.pool import Conn, one
 
 
 class JobStatus(StrEnum):
@@ -42,18 +42,19 @@ _COLUMNS = """id, scan_id, trigger, status, attempts, celery_task_id, worker, st
 _NOW = "(now() AT TIME ZONE 'UTC')"
 
 
-def _job(row: dict | None) -> JobRow | None:
-    return JobRow(**{**row, "status": JobStatus(row["status"])}) if row else None
+def _job(row: dict) -> JobRow:
+    return JobRow(**{**row, "status": JobStatus(row["status"])})
 
 
 def insert_job(
     conn: Conn, *, scan_id: Any, trigger: str, celery_task_id: str | None = None,
 ) -> Any:
-    row = conn.execute(
+    cur = conn.execute(
         "INSERT INTO jobs (scan_id, trigger, celery_task_id) "
         "VALUES (%(scan_id)s, %(trigger)s, %(task)s) RETURNING id",
         {"scan_id": scan_id, "trigger": str(trigger), "task": celery_task_id},
-    ).fetchone()
+    )
+    row = one(cur)
     return row["id"]
 
 
@@ -70,7 +71,7 @@ def latest_job(conn: Conn, *, scan_id: Any) -> JobRow | None:
         f"SELECT {_COLUMNS} FROM jobs WHERE scan_id = %(id)s ORDER BY queued_at DESC, id LIMIT 1",
         {"id": scan_id},
     ).fetchone()
-    return _job(row)
+    return _job(row) if row else None
 
 
 def list_jobs(conn: Conn, *, scan_id: Any) -> list[JobRow]:
@@ -96,7 +97,7 @@ def start_job(conn: Conn, *, scan_id: Any, worker: str, celery_task_id: str | No
     ).fetchone()
     if row:
         return row["id"]
-    row = conn.execute(
+    cur = conn.execute(
         f"""
         INSERT INTO jobs (scan_id, trigger, status, attempts, worker, started_at, celery_task_id)
         SELECT %(scan_id)s, trigger, 'running', 1, %(worker)s, {_NOW}, %(task)s
@@ -104,7 +105,8 @@ def start_job(conn: Conn, *, scan_id: Any, worker: str, celery_task_id: str | No
         RETURNING id
         """,
         {"scan_id": scan_id, "worker": worker, "task": celery_task_id},
-    ).fetchone()
+    )
+    row = one(cur)
     return row["id"]
 
 

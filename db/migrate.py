@@ -30,7 +30,10 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config("postgresql://unused")).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migration revisions in {MIGRATIONS}")
+    return head
 
 
 def current_revision() -> str | None:

@@ -69,6 +69,14 @@ def close_pool() -> None:
         _pool_pid = None
 
 
+def one(cursor: psycopg.Cursor[DictRow]) -> DictRow:
+    """The row of a statement that always returns one (INSERT … RETURNING, count(*))."""
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError("the statement returned no row where one must exist")
+    return row
+
+
 def connect(autocommit: bool = False) -> psycopg.Connection[DictRow]:
     """A single connection outside the pool (migrations, one-off commands); close it yourself."""
     return psycopg.connect(database_url(), autocommit=autocommit, **connect_kwargs())

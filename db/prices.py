@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from db.pool import Conn
+from db.pool import Conn, one
 
 NOW = "(now() AT TIME ZONE 'UTC')"
 
@@ -231,8 +231,9 @@ def catalog_for_prices(conn: Conn) -> list[dict]:
 
 def count_unvalued_cards(conn: Conn) -> int:
     """Catalog cards that have never had a valuation (no prices ever seen)."""
-    row = conn.execute(
+    cur = conn.execute(
         "SELECT count(*) AS n FROM cards c WHERE c.deleted_at IS NULL AND NOT EXISTS "
         "(SELECT 1 FROM card_valuations v WHERE v.card_id = c.id)"
-    ).fetchone()
+    )
+    row = one(cur)
     return row["n"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from db import audit
 from db.inventory import Condition, save_scan_card
-from db.pool import Conn
+from db.pool import Conn, one
 from db.scans import Decision
 
 
@@ -95,9 +95,10 @@ def _with_candidates(conn: Conn, row: dict) -> ReviewCard:
     raw = [c for c in (row.pop("candidates") or []) if isinstance(c, dict) and _candidate_key(c)]
     keys = [_candidate_key(c) for c in raw]
     if not keys and row["predicted_card_id"] is not None:
-        found = conn.execute(
+        cur = conn.execute(
             "SELECT card_key FROM cards WHERE id = %(id)s", {"id": row["predicted_card_id"]}
-        ).fetchone()
+        )
+        found = one(cur)
         keys, raw = [found["card_key"]], [{"card_key": found["card_key"]}]
     catalog = {
         r["card_key"]: r
@@ -185,10 +186,11 @@ def lease_next(
 
 def queue_size(conn: Conn) -> int:
     """Undecided `needs_review` cards, leased or not."""
-    row = conn.execute(
+    cur = conn.execute(
         "SELECT count(*) AS n FROM scan_cards "
         "WHERE decision = 'needs_review' AND review_status IS NULL"
-    ).fetchone()
+    )
+    row = one(cur)
     return row["n"]
 
 
@@ -199,9 +201,10 @@ def _claim(conn: Conn, *, scan_card_id: Any, annotator_id: Any) -> ReviewCard:
         raise ReviewNotFound(f"scan card {scan_card_id} not found")
     if card.decision != Decision.NEEDS_REVIEW or card.review_status is not None:
         raise ReviewConflict(f"scan card {scan_card_id} is not waiting for review")
-    live = conn.execute(
+    cur = conn.execute(
         f"SELECT %(expires)s::timestamp > {NOW} AS live", {"expires": card.lease_expires_at}
-    ).fetchone()["live"]
+    )
+    live = one(cur)["live"]
     if live and card.lease_owner is not None and str(card.lease_owner) != str(annotator_id):
         raise ReviewConflict(f"scan card {scan_card_id} is leased to another annotator")
     return card
@@ -224,7 +227,7 @@ def add_training_example(
     kind: TrainingKind, annotator_id: Any,
 ) -> Any:
     """One example per scan card; a later decision on the same card replaces it."""
-    row = conn.execute(
+    cur = conn.execute(
         """
         INSERT INTO training_examples (scan_card_id, card_id, predicted_card_id, crop_key, kind,
                                        annotator_id)
@@ -236,7 +239,8 @@ def add_training_example(
         """,
         {"sc": scan_card_id, "card": card_id, "pred": predicted_card_id, "crop": crop_key,
          "kind": str(kind), "annotator": annotator_id},
-    ).fetchone()
+    )
+    row = one(cur)
     return row["id"]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from db.pool import Conn
+from db.pool import Conn, one
 
 
 class ScanStatus(StrEnum):
@@ -100,9 +100,7 @@ _FROM = "FROM scans s JOIN uploads u ON u.id = s.upload_id"
 _NOW = "(now() AT TIME ZONE 'UTC')"
 
 
-def _scan(row: dict | None) -> ScanRow | None:
-    if row is None:
-        return None
+def _scan(row: dict) -> ScanRow:
     return ScanRow(**{**row, "status": ScanStatus(row["status"])})
 
 
@@ -144,7 +142,7 @@ def find_live_scan(
         f"SELECT {_COLUMNS} {_FROM} WHERE s.upload_id = %(upload_id)s AND s.deleted_at IS NULL",
         {"upload_id": upload_id},
     ).fetchone()
-    return _scan(row)
+    return _scan(row) if row else None
 
 
 def get_scan(conn: Conn, *, scan_id: Any, user_id: Any = None) -> ScanRow | None:
@@ -154,7 +152,7 @@ def get_scan(conn: Conn, *, scan_id: Any, user_id: Any = None) -> ScanRow | None
         "AND (%(user_id)s::uuid IS NULL OR s.user_id = %(user_id)s::uuid)",
         {"id": scan_id, "user_id": user_id},
     ).fetchone()
-    return _scan(row)
+    return _scan(row) if row else None
 
 
 def list_scans(
@@ -171,7 +169,7 @@ def list_scans(
         "LIMIT %(limit)s OFFSET %(offset)s",
         params,
     ).fetchall()
-    total = conn.execute(f"SELECT count(*) AS n {_FROM} {where}", params).fetchone()["n"]
+    total = one(conn.execute(f"SELECT count(*) AS n {_FROM} {where}", params))["n"]
     return [_scan(r) for r in rows], total
 
 
@@ -187,9 +185,10 @@ def soft_delete_scan(conn: Conn, *, scan_id: Any, user_id: Any) -> bool:
 def try_lock_scan(conn: Conn, *, scan_id: Any) -> bool:
     """Session advisory lock held while a worker runs the scan; a dead worker's lock goes with
     its connection, which is how the reaper tells an orphan from a scan still in progress."""
-    row = conn.execute(
+    cur = conn.execute(
         "SELECT pg_try_advisory_lock(hashtextextended(%(id)s::text, 0)) AS ok", {"id": scan_id}
-    ).fetchone()
+    )
+    row = one(cur)
     return bool(row["ok"])
 
 

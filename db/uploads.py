@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from db.pool import Conn
+from db.pool import Conn, one
 
 
 @dataclass(frozen=True)
@@ -71,4 +71,4 @@ def get_upload(conn: Conn, *, upload_id: Any) -> UploadRow | None:
 
 
 def count_uploads(conn: Conn) -> int:
-    return conn.execute("SELECT count(*) AS n FROM uploads").fetchone()["n"]
+    return one(conn.execute("SELECT count(*) AS n FROM uploads"))["n"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from db.pool import Conn
+from db.pool import Conn, one
 
 
 class Role(StrEnum):
@@ -38,10 +38,11 @@ def hash_token(token: str) -> str:
 
 def create_user(conn: Conn, *, username: str, role: Role = Role.USER) -> UserRow:
     """A new user with `role` (annotator and admin are rows in admin_users)."""
-    row = conn.execute(
+    cur = conn.execute(
         "INSERT INTO users (username) VALUES (%(username)s) RETURNING id",
         {"username": username},
-    ).fetchone()
+    )
+    row = one(cur)
     if role != Role.USER:
         conn.execute(
             "INSERT INTO admin_users (user_id, role) VALUES (%(user_id)s, %(role)s)",

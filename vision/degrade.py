@@ -19,11 +19,11 @@ def gaussian_blur(img: np.ndarray, rng: Rng, max_sigma: float = 2.0) -> np.ndarr
 
 def motion_blur(img: np.ndarray, rng: Rng, max_len: int = 15) -> np.ndarray:
     length = int(rng.integers(3, max(4, max_len)))
-    kernel = np.zeros((length, length), np.float32)
-    kernel[length // 2, :] = 1.0 / length
+    line = np.zeros((length, length), np.float32)
+    line[length // 2, :] = 1.0 / length
     rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), rng.uniform(0, 180), 1.0)
-    kernel = cv2.warpAffine(kernel, rot, (length, length))
-    kernel /= max(kernel.sum(), 1e-6)
+    kernel = cv2.warpAffine(line, rot, (length, length))
+    kernel = kernel / max(kernel.sum(), 1e-6)
     return cv2.filter2D(img, -1, kernel)
 
 
@@ -36,7 +36,8 @@ def noise(img: np.ndarray, rng: Rng, max_sigma: float = 12.0) -> np.ndarray:
 def jpeg(img: np.ndarray, rng: Rng, min_quality: int = 25) -> np.ndarray:
     quality = int(rng.integers(min_quality, 95))
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else img
+    out = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+    return img if out is None else out
 
 
 def color_cast(img: np.ndarray, rng: Rng, strength: float = 0.18) -> np.ndarray:
@@ -61,8 +62,8 @@ def glare(img: np.ndarray, rng: Rng, max_spots: int = 2) -> np.ndarray:
         axes = (int(rng.uniform(0.05, 0.4) * w), int(rng.uniform(0.02, 0.2) * h))
         cv2.ellipse(mask, center, axes, rng.uniform(0, 180), 0, 360, rng.uniform(0.5, 1.0), -1)
     blur = max(3, int(min(h, w) * rng.uniform(0.03, 0.12)) | 1)
-    mask = cv2.GaussianBlur(mask, (blur, blur), 0)[..., None]
-    out = img.astype(np.float32) * (1 - mask) + 255.0 * mask
+    soft = cv2.GaussianBlur(mask, (blur, blur), 0)[..., None]
+    out = img.astype(np.float32) * (1 - soft) + 255.0 * soft
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
@@ -74,8 +75,8 @@ def shadow(img: np.ndarray, rng: Rng) -> np.ndarray:
     mask = np.zeros((h, w), np.float32)
     cv2.fillPoly(mask, [cv2.convexHull(pts)], 1.0)
     blur = max(3, int(min(h, w) * 0.08) | 1)
-    mask = cv2.GaussianBlur(mask, (blur, blur), 0)[..., None]
-    out = img.astype(np.float32) * (1 - rng.uniform(0.25, 0.6) * mask)
+    soft = cv2.GaussianBlur(mask, (blur, blur), 0)[..., None]
+    out = img.astype(np.float32) * (1 - rng.uniform(0.25, 0.6) * soft)
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
