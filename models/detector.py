@@ -142,7 +142,7 @@ class CardDetector(Model):
         self,
         path: Path | None = None,
         *,
-        conf: float = 0.7,
+        conf: float | None = None,
         iou: float = 0.5,
         max_det: int = 64,
         refine: bool = True,
@@ -151,7 +151,7 @@ class CardDetector(Model):
         second_look: float = 0.15,
     ) -> None:
         super().__init__(path)
-        self.conf = conf
+        self.conf = settings.detector_conf if conf is None else conf
         self.iou = iou
         self.max_det = max_det
         self.refine = refine  # run the learned corner refiner (when one is committed)

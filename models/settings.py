@@ -15,6 +15,10 @@ class ModelSettings(BaseSettings):
     # ONNX Runtime execution providers in order of preference; the GPU image sets CUDA first.
     providers: list[str] = ["CPUExecutionProvider"]
     onnx_threads: int = 0  # 0: ONNX Runtime decides (all cores)
+    # A card is kept from this detector score. 0.7 finds the most cards on synthetic scenes;
+    # 0.8 drops more false cards on real photos and misses more half-covered ones
+    # (models/detector/MODEL_CARD.md).
+    detector_conf: float = 0.7
     # Decision thresholds on the calibrated confidence.
     auto_accept_threshold: float = 0.97
     review_threshold: float = 0.35

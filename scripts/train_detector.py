@@ -218,6 +218,7 @@ def write_model_card(run: Path, target: Path, args: argparse.Namespace) -> None:
         + (f" --init-onnx {args.init_onnx}" if args.init_onnx else "")
         + (f" --init {args.init}" if args.init and not args.init_onnx else "")
         + (f" --lr0 {args.lr0} --mosaic {args.mosaic}" if args.init else "")
+        + (f" --seed {args.seed}" if args.seed else "")
     )
     lines = [
         f"# Card detector `{target.stem}`",
