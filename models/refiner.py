@@ -3,9 +3,9 @@
 The detector sees a 320 px letterbox, so its corners are a few % of the card off. The refiner cuts
 a card window around each rough quad (`vision.warp.card_window`: the card upright with a margin)
 and a small CNN finds the four true corners inside it (each the soft-argmax of its own heatmap);
-each further pass starts from the last one's answer, for the cards that still moved. Model input: (N, 3, 176, 128) float32 RGB 0-1
-windows; output: (N, 8) float32, the corners TL, TR, BR, BL of the window's card as
-(x / window width, y / window height).
+each further pass starts from the last one's answer, for the cards that still moved. Model
+input: (N, 3, 176, 128) float32 RGB 0-1 windows; output: (N, 8) float32, the corners TL, TR, BR,
+BL of the window's card as (x / window width, y / window height).
 """
 
 from __future__ import annotations
@@ -60,10 +60,12 @@ def refine_quads(
         return []
     start = [np.asarray(q, np.float32).reshape(4, 2) for q in quads]
     current = list(start)
-    moving = list(range(len(start)))
+    # Smallest cards first: the photo shrunk for them serves the larger ones too (`card_window`).
+    moving = sorted(range(len(start)), key=lambda i: geometry.card_height(start[i]))
     scale = np.array(WINDOW_SIZE, np.float32)  # (w, h)
+    shrunk: dict[int, np.ndarray] = {}  # the photo area-averaged by whole factors, for every pass
     for step in range(iterations):
-        windows = [card_window(image, current[i]) for i in moving]
+        windows = [card_window(image, current[i], shrunk=shrunk) for i in moving]
         corners = run(window_blob([crop for crop, _ in windows])).reshape(-1, 4, 2) * scale
         still = []
         for i, c, (_, hom) in zip(moving, corners, windows, strict=True):

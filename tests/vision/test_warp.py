@@ -110,6 +110,19 @@ def test_window_of_a_large_card_matches_the_small_one() -> None:
     assert diff.mean() < 2.0
 
 
+def test_windows_cut_from_the_shrunk_photo_match_their_own_region() -> None:
+    """One shrunk copy of the photo serves cards of similar size, with the same windows."""
+    photo = _white_quad(QUAD * 6, (5400, 4200))
+    shrunk: dict[int, np.ndarray] = {}
+    own, _ = card_window(photo, QUAD * 6)
+    shared, _ = card_window(photo, QUAD * 6, shrunk=shrunk)
+    assert np.abs(own.astype(int) - shared.astype(int)).mean() < 2.0
+    bigger, _ = card_window(photo, QUAD * 7.5 - 300, shrunk=shrunk)  # 1.25x: the same copy
+    assert len(shrunk) == 1 and bigger.shape == own.shape
+    card_window(photo, QUAD * 12 - 1400, shrunk=shrunk)  # 2x: a copy of its own
+    assert len(shrunk) == 2
+
+
 def test_window_of_an_upside_down_card_is_upright() -> None:
     crop, _ = card_window(_scene(np.roll(QUAD, 2, 0)), np.roll(QUAD, 2, 0))
     h, w = WINDOW_SIZE[1], WINDOW_SIZE[0]
