@@ -11,8 +11,8 @@ import pytest
 from models.reader import (
     NUMBER_LINE,
     TextReader,
-    number_line,
     TextReading,
+    number_line,
     numbers_in,
     plausible_line,
     shows_number,
