@@ -1,6 +1,6 @@
 """Learned corner refiner: the second stage of the detector cascade, served by ONNX Runtime.
 
-The detector sees a 320 px letterbox, so its corners are a few % of the card off. The refiner cuts
+The detector sees a 416 px letterbox, so its corners are a few % of the card off. The refiner cuts
 a card window around each rough quad (`vision.warp.card_window`: the card upright with a margin)
 and a small CNN finds the four true corners inside it (each the soft-argmax of its own heatmap);
 each further pass starts from the last one's answer, for the cards that still moved. Model

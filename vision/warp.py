@@ -95,7 +95,7 @@ def card_window(
         if k not in shrunk:
             whole = image[: ih // k * k, : iw // k * k]
             shrunk[k] = cv2.resize(whole, (iw // k, ih // k), interpolation=cv2.INTER_AREA)
-        src, x0, y0 = shrunk[k], 0, 0
+        src = shrunk[k]
         to_src = np.array(
             [[1 / k, 0, 0.5 / k - 0.5], [0, 1 / k, 0.5 / k - 0.5], [0, 0, 1]], np.float64
         )
