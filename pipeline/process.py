@@ -144,12 +144,8 @@ def _run_locked(
         # photo that kills workers must not go round the queue for ever.
         reason = (f"gave up after {scan.attempts - 1} runs that did not finish "
                   "(the worker was lost or killed)")
-        with conn.transaction():
-            scans.fail_scan(conn, scan_id=scan_id, error_code="too_many_attempts",
-                            error_message=reason)
-            jobs.finish_job(conn, job_id=job_id, status=JobStatus.FAILED, stage_timings=timings,
-                            error_type="TooManyAttempts", error_message=reason)
-        return {"scan_id": str(scan_id), "status": "failed", "code": "too_many_attempts"}
+        return _fail(conn, scan_id, job_id, timings, "too_many_attempts", reason,
+                     "TooManyAttempts")
     try:
         start = time.perf_counter()
         data = storage.get(scan.image_url)
@@ -169,11 +165,7 @@ def _run_locked(
         code, reason = _failure(exc)
         if code == "processing_error":
             log.exception("scan %s failed", scan_id)
-        with conn.transaction():
-            scans.fail_scan(conn, scan_id=scan_id, error_code=code, error_message=reason)
-            jobs.finish_job(conn, job_id=job_id, status=JobStatus.FAILED, stage_timings=timings,
-                            error_type=type(exc).__name__, error_message=reason)
-        return {"scan_id": str(scan_id), "status": "failed", "code": code}
+        return _fail(conn, scan_id, job_id, timings, code, reason, type(exc).__name__)
     timings["total"] = sum(timings.values())
     with conn.transaction():
         scans.replace_scan_cards(conn, scan_id=scan_id, cards=cards)
@@ -181,6 +173,16 @@ def _run_locked(
                             n_cards=len(cards))
         jobs.finish_job(conn, job_id=job_id, status=JobStatus.SUCCEEDED, stage_timings=timings)
     return {"scan_id": str(scan_id), "status": "completed", "cards": len(cards)}
+
+
+def _fail(conn: Conn, scan_id: Any, job_id: Any, timings: dict, code: str, reason: str,
+          error_type: str) -> dict:
+    """Fail the scan and its job with a reason, in one transaction."""
+    with conn.transaction():
+        scans.fail_scan(conn, scan_id=scan_id, error_code=code, error_message=reason)
+        jobs.finish_job(conn, job_id=job_id, status=JobStatus.FAILED, stage_timings=timings,
+                        error_type=error_type, error_message=reason)
+    return {"scan_id": str(scan_id), "status": "failed", "code": code}
 
 
 def _failure(exc: Exception) -> tuple[str, str]:

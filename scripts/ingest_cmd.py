@@ -53,16 +53,12 @@ def main(
     from tqdm import tqdm
 
     from db import users as users_db
-    from db.migrate import DatabaseNotMigratedError, require_migrated
+    from db.migrate import require_migrated
     from db.pool import connection
     from pipeline.ingest import collect_outcomes, register_folder, wait_for_scans, walk_folder
     from pipeline.settings import settings
 
-    try:
-        require_migrated()
-    except DatabaseNotMigratedError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
+    require_migrated()  # an unmigrated database: one line and exit 2 (`scripts.cli.main`)
     with connection() as conn, conn.transaction():
         owner = users_db.get_user_by_name(conn, username=user)
         if owner is None:

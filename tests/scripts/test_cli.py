@@ -38,7 +38,10 @@ def test_help(path):
     assert "Usage" in result.output
 
 
-def test_a_command_on_an_unmigrated_database_says_what_to_do(db_url):
+@pytest.mark.parametrize(
+    "command", [["catalog", "stats"], ["ingest", "."], ["worker"]], ids=" ".join
+)
+def test_a_command_on_an_unmigrated_database_says_what_to_do(db_url, command):
     import psycopg
 
     name = f"cardscan_fresh_{uuid.uuid4().hex[:8]}"
@@ -49,7 +52,7 @@ def test_a_command_on_an_unmigrated_database_says_what_to_do(db_url):
         fresh = urlparse(db_url)._replace(path=f"/{name}").geturl()
         env = {**os.environ, "CARDSCAN_DATABASE_URL": fresh}
         out = subprocess.run(
-            [sys.executable, "-m", "scripts.cli", "catalog", "stats"], env=env,
+            [sys.executable, "-m", "scripts.cli", *command], env=env,
             cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120,
         )
     finally:
