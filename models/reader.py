@@ -47,7 +47,7 @@ NUMBER_LINE = {
 # at one place: on 80 RTR references this line read 62 numbers in 37 ms each, where detection in
 # NUMBER read 39 in 181 ms. The other sets of that era are read by detection.
 SET_NUMBER_LINE = {("mtg", "RTR"): (0.94, 0.968, 0.415, 0.6)}
-PRE_M15_SETS = {"RTR", "M12", "DPA", "ROE", "DD2", "PD2", "DDJ", "7ED"}
+PRE_M15_SETS = {"M12", "DPA", "ROE", "DD2", "PD2", "DDJ", "7ED"}  # no fixed line known: detection
 LINE_HEIGHT = 48  # px: the recogniser's input height
 LINE_SHIFTS = (0.0, -0.4, 0.4)  # fractions of the line's height, tried in turn
 MIN_TITLE_CONF = 0.6
