@@ -133,8 +133,15 @@ def number_line(game: str, set_code: str) -> tuple[float, float, float, float] |
 
 
 def prints_number(game: str, set_code: str, number: str) -> bool:
-    """Whether the frame prints this catalog number where NUMBER looks (Alpha prints none)."""
-    return number.strip().isdigit() and not (game == "mtg" and set_code.upper() in {"LEA"})
+    """Whether the frame prints a number that tells this printing from others of the card.
+
+    Alpha prints none. A Yu-Gi-Oh! passcode names the card, not the printing: the catalog keys
+    Yu-Gi-Oh! cards by it, so every copy with this art is this entry, and the picture that
+    proved the card has proved everything the passcode could.
+    """
+    if game == "yugioh" or (game == "mtg" and set_code.upper() == "LEA"):
+        return False
+    return number.strip().isdigit()
 
 
 def region(crop: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:

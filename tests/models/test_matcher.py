@@ -99,6 +99,8 @@ def catalog():
         )
         for k in images
     ]
+    images["ygo-46986414"] = texture(12)  # Yu-Gi-Oh! cards are keyed by their passcode
+    entries.append(CatalogEntry("ygo-46986414", "Dark Card", "", "46986414", "yugioh", "", ""))
     emb = FakeEmbedder()
     index = CatalogIndex.from_arrays(
         emb.predict(list(images.values())), entries, {"embedder": emb.version}
@@ -141,6 +143,13 @@ def test_alpha_is_never_auto_accepted_a_beta_card_looks_the_same(catalog):
     [m] = matcher.predict([images["tst-7"]])
     assert reader.calls == [] and m.card_key == "tst-7"
     assert m.decision == Decision.NEEDS_REVIEW and m.evidence["gates"] == ["printing_unprovable"]
+
+
+def test_a_passcode_names_the_card_not_the_printing_so_the_picture_suffices(catalog):
+    matcher, images, reader = catalog
+    [m] = matcher.predict([images["ygo-46986414"]])
+    assert reader.calls == [] and m.evidence["gates"] == []
+    assert m.card_key == "ygo-46986414" and m.decision == Decision.AUTO_ACCEPTED
 
 
 def test_doubtful_picture_reads_the_title_too(catalog, monkeypatch):
