@@ -152,7 +152,12 @@ def orb_features(img: np.ndarray, orb: cv2.ORB) -> tuple[np.ndarray, np.ndarray 
 
 
 def homography_inliers(q: tuple, r: tuple, matcher: cv2.BFMatcher) -> tuple[int, np.ndarray | None]:
-    """RANSAC inliers among ratio-tested ORB matches and the query->reference homography."""
+    """RANSAC inliers among ratio-tested ORB matches and the query->reference homography.
+
+    USAC_FAST (SPRT-stopped RANSAC with local optimisation) finds the same inliers as plain RANSAC
+    (within 5; 77 % equal over 351 verifications of 1280 px scenes) in 0.07 ms instead of 2.1: a
+    wrong candidate no longer runs RANSAC's 2,000 iterations.
+    """
     (qp, qd), (rp, rd) = q, r
     if qd is None or rd is None or len(qd) < 8 or len(rd) < 8:
         return 0, None
@@ -162,7 +167,7 @@ def homography_inliers(q: tuple, r: tuple, matcher: cv2.BFMatcher) -> tuple[int,
         return 0, None
     src = qp[[m.queryIdx for m in good]]
     dst = rp[[m.trainIdx for m in good]]
-    hom, mask = cv2.findHomography(src, dst, cv2.RANSAC, 6.0)
+    hom, mask = cv2.findHomography(src, dst, cv2.USAC_FAST, 6.0)
     return (int(mask.sum()), hom) if mask is not None else (0, None)
 
 
