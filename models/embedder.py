@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -32,10 +33,11 @@ class CardEmbedder(Model):
     """EfficientNet-Lite0 fine-tuned on catalog crops, run by ONNX Runtime; one batch per photo."""
 
     name = "embedder"
+    path: Path  # never None: the default model when none is given
 
     def __init__(self, path: Path | None = None) -> None:
         super().__init__(path or default_embedder_path())
-        self._session = None
+        self._session: Any = None  # onnxruntime.InferenceSession once loaded
         self.dim = 0
 
     def _load(self) -> None:

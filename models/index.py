@@ -15,6 +15,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class CatalogIndex(Model):
 
     def __init__(self, path: Path | None = None) -> None:
         super().__init__(path)
-        self._index = None
+        self._index: Any = None  # faiss.Index once loaded
         self.entries: list[CatalogEntry] = []
         self.meta: dict = {}
         self._by_key: dict[str, int] = {}
@@ -92,6 +93,7 @@ class CatalogIndex(Model):
         super().load()
 
     def _load(self) -> None:
+        assert self.path is not None  # set by load()
         faiss = _faiss()
         index = faiss.read_index(str(self.path / "index.faiss"), faiss.IO_FLAG_READ_ONLY)
         entries = [CatalogEntry(**e) for e in json.loads((self.path / "ids.json").read_text())]

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import overload
 
 import cv2
 import numpy as np
@@ -148,7 +149,7 @@ def orb_features(img: np.ndarray, orb: cv2.ORB) -> tuple[np.ndarray, np.ndarray 
     if gray.shape[:2] != VERIFY_HW:
         gray = cv2.resize(gray, VERIFY_HW[::-1], interpolation=cv2.INTER_AREA)
     kps, desc = orb.detectAndCompute(gray, None)
-    return np.float32([k.pt for k in kps]).reshape(-1, 2), desc
+    return np.array([k.pt for k in kps], np.float32).reshape(-1, 2), desc
 
 
 def homography_inliers(q: tuple, r: tuple, matcher: cv2.BFMatcher) -> tuple[int, np.ndarray | None]:
@@ -169,6 +170,12 @@ def homography_inliers(q: tuple, r: tuple, matcher: cv2.BFMatcher) -> tuple[int,
     dst = rp[[m.trainIdx for m in good]]
     hom, mask = cv2.findHomography(src, dst, cv2.USAC_FAST, 6.0)
     return (int(mask.sum()), hom) if mask is not None else (0, None)
+
+
+@overload
+def border_contrast(img: np.ndarray, valid: None = None) -> float: ...
+@overload
+def border_contrast(img: np.ndarray, valid: np.ndarray | None) -> float | None: ...
 
 
 def border_contrast(img: np.ndarray, valid: np.ndarray | None = None) -> float | None:
@@ -204,9 +211,11 @@ def reference_region(box: tuple[float, float, float, float], hom: np.ndarray) ->
     x1) as fractions of the card, found in the crop through the crop->reference homography."""
     h, w = VERIFY_HW
     y0, y1, x0, x1 = box
-    ref = np.float32([[x0 * w, y0 * h], [x1 * w, y0 * h], [x1 * w, y1 * h], [x0 * w, y1 * h]])
+    ref = np.array(
+        [[x0 * w, y0 * h], [x1 * w, y0 * h], [x1 * w, y1 * h], [x0 * w, y1 * h]], np.float32
+    )
     small = cv2.perspectiveTransform(ref[None], np.linalg.inv(hom))[0]
-    return small * np.float32([CROP_HW[1] / w, CROP_HW[0] / h])
+    return small * np.array([CROP_HW[1] / w, CROP_HW[0] / h], np.float32)
 
 
 def lab_thumbnail(img: np.ndarray) -> np.ndarray:
@@ -253,7 +262,7 @@ class Matcher:
         self.reader = reader or TextReader()
         self.calibration = calibration
         self.reference_loader = reference_loader
-        self._orb = cv2.ORB_create(nfeatures=ORB_FEATURES)
+        self._orb = cv2.ORB_create(nfeatures=ORB_FEATURES)  # type: ignore[attr-defined]
         self._bf = cv2.BFMatcher(cv2.NORM_HAMMING)
         self._ref_cache: dict[str, tuple] = {}
         self._looks: dict[str, tuple[float, np.ndarray]] = {}
@@ -310,7 +319,9 @@ class Matcher:
             look = self._looks[entry.card_key] = (border_contrast(img), lab_thumbnail(img))
         return look
 
-    def predict(self, crops: list[np.ndarray], sources: list[tuple] | None = None) -> list[Match]:
+    def predict(
+        self, crops: list[np.ndarray], sources: Sequence[tuple | None] | None = None
+    ) -> list[Match]:
         """All crops of a photo in one embedder batch; per-stage times in `timings_ms`."""
         self.load()
         t = {"embed": 0.0, "search": 0.0, "text": 0.0, "verify": 0.0}
@@ -421,6 +432,7 @@ class Matcher:
             return Match(None, 0.0, Decision.NO_MATCH, evidence={"reason": "empty index"})
         cands, feats, info = self.evidence_table(crop, hits, t, source)
         views = info.pop("views")
+        assert self.calibration is not None  # set by load()
         probs = self.calibration.prob(feats)
         order = np.argsort(-probs, kind="stable")
         best = cands[order[0]]

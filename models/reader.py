@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -157,7 +158,9 @@ def source_region(
     w, h = CARD_SIZE
     to_photo = np.linalg.inv(card_homography(quad))
     y0, y1, x0, x1 = box
-    corners = np.float32([[x0 * w, y0 * h], [x1 * w, y0 * h], [x1 * w, y1 * h], [x0 * w, y1 * h]])
+    corners = np.array(
+        [[x0 * w, y0 * h], [x1 * w, y0 * h], [x1 * w, y1 * h], [x0 * w, y1 * h]], np.float32
+    )
     region_quad = cv2.perspectiveTransform(corners[None], to_photo)[0]
     native = float(np.linalg.norm(np.asarray(quad[3]) - np.asarray(quad[0]))) / h
     scale = min(3.0, max(2.0, native))
@@ -202,7 +205,7 @@ class TextReader(Model):
 
     def __init__(self) -> None:
         super().__init__(None)
-        self._engine = None
+        self._engine: Any = None  # RapidOCR once loaded
 
     def _load(self) -> None:
         from rapidocr_onnxruntime import RapidOCR
@@ -249,7 +252,7 @@ class TextReader(Model):
         crop: np.ndarray,
         game: str,
         numbers: bool = True,
-        source: tuple | None = None,
+        source: tuple[np.ndarray, np.ndarray] | None = None,
         title: bool = True,
         line: np.ndarray | None = None,
     ) -> TextReading:
