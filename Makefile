@@ -39,7 +39,7 @@ demo: setup
 index: setup
 	$(BIN)/cardscan index build --catalog $(CATALOG)
 
-test: setup browser index
+test: lint browser index
 	$(BIN)/pytest -q
 
 lint: setup

@@ -94,7 +94,7 @@ def _plausible(quad: np.ndarray, w: int, h: int) -> bool:
     # "cards" are letters, symbols or mana pips (a photo of rules text found 25 of them).
     if geometry.card_height(quad) < MIN_CARD_HEIGHT * min(w, h):
         return False
-    frame = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    frame = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
     return geometry.intersection_area(quad, frame) >= MIN_INSIDE * geometry.area(quad)
 
 
