@@ -25,6 +25,10 @@ from vision.errors import ModelNotReadyError
 LETTERBOX_FILL = 114  # ultralytics' padding grey; the model was trained with it
 MIN_CARD_HEIGHT = 0.08  # of the photo's short side
 MIN_INSIDE = 0.4  # of a card's area inside the photo: less is an arm, a box, a table edge
+# The refiner's certainty (`models.refiner.card_certainty`) from which a card is kept: a quad
+# spanning two overlapping cards, or around something card-like, has two or more diffuse
+# corners. Chosen with the detector's score floor on held-out tuning scenes (MODEL_CARD.md).
+MIN_CERTAINTY = 0.65
 
 
 @dataclass
@@ -149,9 +153,11 @@ class CardDetector(Model):
         refiner: CornerRefiner | None = None,
         contain: float = 0.9,
         second_look: float = 0.15,
+        min_certainty: float = MIN_CERTAINTY,
     ) -> None:
         super().__init__(path)
         self.conf = settings.detector_conf if conf is None else conf
+        self.min_certainty = min_certainty  # of the refiner, when there is one
         self.iou = iou
         self.max_det = max_det
         self.refine = refine  # run the learned corner refiner (when one is committed)
@@ -227,15 +233,29 @@ class CardDetector(Model):
                 found.append(quad)
                 scores.append(float(rows[i, 4]))
         if self.refine and self.refiner is not None and found:
-            # Refined corners can turn two rough guesses into one card (a card and its sleeve,
-            # a split card's half): the same NMS once more, on the quads that will be kept.
-            refined = np.stack(self.refiner.predict(image, found))
-            bounds = np.concatenate([refined.min(1), refined.max(1)], 1)
-            again = quad_nms(
-                refined, bounds, np.asarray(scores), self.iou, self.max_det, self.contain
-            )
-            kept = [i for i in again if _plausible(refined[i], w, h)]
-            found, scores = [refined[i] for i in kept], [scores[i] for i in kept]
+            found, scores = self._refine(image, found, scores)
         return [
             Detection(q.astype(np.float32), score) for q, score in zip(found, scores, strict=True)
         ]
+
+    def _refine(
+        self, image: np.ndarray, quads: list[np.ndarray], scores: list[float]
+    ) -> tuple[list[np.ndarray], list[float]]:
+        """The refiner's corners of the quads it is certain of, then the same NMS once more.
+
+        Refined corners can turn two rough guesses into one card (a card and its sleeve, a split
+        card's half). Uncertain quads are dropped first, so that none of them suppresses a card
+        in that NMS.
+        """
+        assert self.refiner is not None
+        answers = self.refiner.predict(image, quads)
+        sure = [i for i, a in enumerate(answers) if a.certainty >= self.min_certainty]
+        if not sure:
+            return [], []
+        refined = np.stack([answers[i].quad for i in sure])
+        sure_scores = np.asarray([scores[i] for i in sure])
+        bounds = np.concatenate([refined.min(1), refined.max(1)], 1)
+        again = quad_nms(refined, bounds, sure_scores, self.iou, self.max_det, self.contain)
+        h, w = image.shape[:2]
+        kept = [i for i in again if _plausible(refined[i], w, h)]
+        return [refined[i] for i in kept], [float(sure_scores[i]) for i in kept]

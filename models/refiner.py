@@ -4,13 +4,16 @@ The detector sees a 416 px letterbox, so its corners are a few % of the card off
 a card window around each rough quad (`vision.warp.card_window`: the card upright with a margin)
 and a small CNN finds the four true corners inside it (each the soft-argmax of its own heatmap);
 each further pass starts from the last one's answer, for the cards that still moved. Model
-input: (N, 3, 176, 128) float32 RGB 0-1 windows; output: (N, 8) float32, the corners TL, TR, BR,
-BL of the window's card as (x / window width, y / window height).
+input: (N, 3, 176, 128) float32 RGB 0-1 windows; outputs: `corners` (N, 8) float32, the corners
+TL, TR, BR, BL of the window's card as (x / window width, y / window height), and `certainty`
+(N, 4), each corner's heatmap mass in its best 3x3 cells (1: one sharp peak; a diffuse map means
+the window holds no such corner).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,21 @@ ITERATIONS = 4  # passes at most; a far-off rough quad needs several (each moves
 SETTLED = 0.02  # of the card's height: a card whose corners moved less in a pass is done
 MAX_MOVE = 0.4  # of the card's height, over all passes: a corner moving further is a failure
 
-Runner = Callable[[np.ndarray], np.ndarray]  # (N, 3, H, W) float32 -> (N, 8) float32
+# (N, 3, H, W) float32 -> corners (N, 8) float32 and their certainty (N, 4)
+Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class Refined:
+    quad: np.ndarray  # (4, 2) float32, photo pixels, the input's corner order
+    certainty: float  # of the card's second least certain corner, in its last window
+
+
+def card_certainty(corners: np.ndarray) -> float:
+    """A card's certainty from its four corners': the second lowest. One corner hidden under
+    another card or cut by the frame is ordinary for a card; two are what a quad spanning two
+    cards, or around something else, looks like."""
+    return float(np.sort(corners)[1])
 
 
 def model_path(model_dir: Path | None = None) -> Path | None:
@@ -48,7 +65,7 @@ def refine_quads(
     iterations: int = ITERATIONS,
     max_move: float = MAX_MOVE,
     settled: float = SETTLED,
-) -> list[np.ndarray]:
+) -> list[Refined]:
     """Refined copies of `quads` (same corner order, photo pixels); one `run` per pass.
 
     Every card gets two passes; after that only the cards whose corners still moved more than
@@ -60,25 +77,27 @@ def refine_quads(
         return []
     start = [np.asarray(q, np.float32).reshape(4, 2) for q in quads]
     current = list(start)
+    certainty = [0.0] * len(start)
     # Smallest cards first: the photo shrunk for them serves the larger ones too (`card_window`).
     moving = sorted(range(len(start)), key=lambda i: geometry.card_height(start[i]))
     scale = np.array(WINDOW_SIZE, np.float32)  # (w, h)
     shrunk: dict[int, np.ndarray] = {}  # the photo area-averaged by whole factors, for every pass
     for step in range(iterations):
         windows = [card_window(image, current[i], shrunk=shrunk) for i in moving]
-        corners = run(window_blob([crop for crop, _ in windows])).reshape(-1, 4, 2) * scale
+        corners, corner_certainty = run(window_blob([crop for crop, _ in windows]))
+        corners = corners.reshape(-1, 4, 2) * scale
         still = []
-        for i, c, (_, hom) in zip(moving, corners, windows, strict=True):
+        for i, c, cert, (_, hom) in zip(moving, corners, corner_certainty, windows, strict=True):
             new = geometry.map_points(c, np.linalg.inv(hom))
             moved = float(np.linalg.norm(new - current[i], axis=1).max())
-            current[i] = new
+            current[i], certainty[i] = new, card_certainty(cert)
             if step == 0 or moved > settled * geometry.card_height(new):
                 still.append(i)
         moving = still
         if not moving:
             break
     out = []
-    for old, new in zip(start, current, strict=True):
+    for old, new, card_cert in zip(start, current, certainty, strict=True):
         moved = float(np.linalg.norm(new - old, axis=1).max())
         sane = (
             np.isfinite(new).all()
@@ -86,7 +105,7 @@ def refine_quads(
             and np.sign(geometry.signed_area(new)) == np.sign(geometry.signed_area(old))
             and moved <= max_move * geometry.card_height(old)
         )
-        out.append(new.astype(np.float32) if sane else old)
+        out.append(Refined(new.astype(np.float32) if sane else old, card_cert))
     return out
 
 
@@ -118,8 +137,9 @@ class CornerRefiner(Model):
         w, h = WINDOW_SIZE
         self._run(np.zeros((1, 3, h, w), np.float32))
 
-    def _run(self, blob: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: blob})[0]
+    def _run(self, blob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        corners, certainty = self._session.run(["corners", "certainty"], {self._input: blob})
+        return corners, certainty
 
-    def _predict(self, image: np.ndarray, quads: list[np.ndarray]) -> list[np.ndarray]:
+    def _predict(self, image: np.ndarray, quads: list[np.ndarray]) -> list[Refined]:
         return refine_quads(image, quads, self._run, self.iterations)

@@ -150,14 +150,22 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--photos", type=Path, default=PHOTOS)
     p.add_argument("--conf", type=float, default=None, help="default: the detector's own")
+    p.add_argument("--min-certainty", type=float, default=None, help="default: the detector's")
     p.add_argument("--no-refine", action="store_true")
     p.add_argument("--skip-synthetic", action="store_true")
     p.add_argument("--out", type=Path, default=ROOT / "var" / "detector" / "eval.json")
     args = p.parse_args()
     tuned = {"conf": args.conf} if args.conf is not None else {}
+    if args.min_certainty is not None:
+        tuned["min_certainty"] = args.min_certainty
     detector = CardDetector(args.model, refine=not args.no_refine, **tuned)
     detector.warmup()
-    report: dict = {"model": detector.version, "conf": detector.conf, "refine": not args.no_refine}
+    report: dict = {
+        "model": detector.version,
+        "conf": detector.conf,
+        "min_certainty": detector.min_certainty,
+        "refine": not args.no_refine,
+    }
     started = time.time()
     if not args.skip_synthetic:
         report["synthetic"] = evaluate_synthetic(detector, args.synthetic, args.n)

@@ -245,8 +245,58 @@ def _save(path: Path, net, opt, spent: float, step: int) -> None:  # noqa: ANN00
     )
 
 
+def add_certainty(path: Path) -> bool:
+    """Give the ONNX refiner at `path` its `certainty` output (N, 4): each corner's heatmap mass
+    in its best 3x3 cells, computed in the graph from the corner softmax. False: it had one.
+
+    Added to the exported graph rather than to the network, so that the committed v1 (whose
+    checkpoint was not kept) gets it from the same code: `--add-certainty FILE`.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    if any(o.name == "certainty" for o in graph.output):
+        return False
+    (softmax,) = (n for n in graph.node if n.op_type == "Softmax")  # (N, 4, h/4 * w/4)
+    w, h = WINDOW_SIZE
+    graph.initializer.extend(
+        [
+            helper.make_tensor(
+                "certainty_maps_shape", TensorProto.INT64, [4], [0, 4, h // 4, w // 4]
+            ),
+            helper.make_tensor("certainty_cells", TensorProto.FLOAT, [], [9.0]),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node(
+                "Reshape", [softmax.output[0], "certainty_maps_shape"], ["certainty_maps"]
+            ),
+            helper.make_node(
+                "AveragePool",
+                ["certainty_maps"],
+                ["certainty_mean3"],
+                kernel_shape=[3, 3],
+                pads=[1, 1, 1, 1],
+                count_include_pad=1,
+            ),
+            helper.make_node(
+                "ReduceMax", ["certainty_mean3"], ["certainty_best3"], axes=[2, 3], keepdims=0
+            ),
+            helper.make_node("Mul", ["certainty_best3", "certainty_cells"], ["certainty"]),
+        ]
+    )
+    graph.output.append(helper.make_tensor_value_info("certainty", TensorProto.FLOAT, ["n", 4]))
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return True
+
+
 def export(net, out: Path, crops: np.ndarray) -> float:  # noqa: ANN001
-    """ONNX (opset 17, dynamic batch) at `out`; the max |onnx - torch| on real windows."""
+    """ONNX (opset 17, dynamic batch) at `out` with its `certainty` output; the max
+    |onnx - torch| of the corners on real windows."""
     import onnxruntime as ort
     import torch
 
@@ -262,6 +312,7 @@ def export(net, out: Path, crops: np.ndarray) -> float:  # noqa: ANN001
         opset_version=17,
         dynamo=False,
     )
+    add_certainty(out)
     x = window_blob(list(crops[:32]))
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()
@@ -278,9 +329,10 @@ def evaluate(net, n_scenes: int) -> dict:  # noqa: ANN001
     _, held = split_catalog(load_catalog())
     gens = {size: SceneGenerator(held, size) for size in (960, 1280)}
 
-    def run(blob: np.ndarray) -> np.ndarray:
+    def run(blob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
-            return net(torch.from_numpy(blob)).numpy()
+            corners = net(torch.from_numpy(blob)).numpy()
+        return corners, np.ones((len(blob), 4), np.float32)  # certainty: unused here
 
     errors: dict[str, list[float]] = {"rough": [], "pass1": [], "pass2": [], "passes": []}
     ious: dict[str, list[float]] = {k: [] for k in errors}
@@ -296,9 +348,9 @@ def evaluate(net, n_scenes: int) -> dict:  # noqa: ANN001
         ]
         answers = {
             "rough": rough,
-            "pass1": refine_quads(scene.image, rough, run, iterations=1),
-            "pass2": refine_quads(scene.image, rough, run, iterations=2),
-            "passes": refine_quads(scene.image, rough, run),
+            "pass1": [r.quad for r in refine_quads(scene.image, rough, run, iterations=1)],
+            "pass2": [r.quad for r in refine_quads(scene.image, rough, run, iterations=2)],
+            "passes": [r.quad for r in refine_quads(scene.image, rough, run)],
         }
         for key, quads in answers.items():
             for q, t in zip(quads, truth, strict=True):
@@ -369,6 +421,9 @@ def write_card(path: Path, report: dict) -> None:
         f"  (N, 3, {WINDOW_SIZE[1]}, {WINDOW_SIZE[0]}) float32 RGB 0-1, output `corners` (N, 8):",
         "  x / width, y / height of TL, TR, BR, BL in the window. "
         f"{report['params']:,} parameters; max |onnx - torch| = {report['onnx_diff']:.1e}.",
+        "  Second output `certainty` (N, 4): each corner's heatmap mass in its best 3x3 cells,",
+        "  added to the exported graph by `add_certainty` (`--add-certainty FILE`). The detector",
+        "  drops a card whose second least certain corner is under `MIN_CERTAINTY`.",
         f"- Data: {report['windows']:,} windows from {report['scenes']} `vision/synth.py` scenes "
         f"(seeds {TRAIN_SEED}+, long side {', '.join(map(str, SIZES))} px) made only from",
         "  the train split of the catalog (`split_catalog(...)[0]`); every card with",
@@ -455,7 +510,14 @@ def main() -> None:
     )
     p.add_argument("--fresh", action="store_true", help="ignore var/refiner/last.pt")
     p.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md and stop")
+    p.add_argument(
+        "--add-certainty", type=Path, default=None, help="give this ONNX file its certainty output"
+    )
     args = p.parse_args()
+    if args.add_certainty:
+        added = add_certainty(args.add_certainty)
+        print(f"{args.add_certainty}: " + ("certainty added" if added else "has it already"))
+        return
     cv2.setNumThreads(1)
     report_path = VAR / f"report-{args.version}.json"
     if args.card_only:

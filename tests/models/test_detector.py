@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from models.detector import CardDetector, letterbox, quad_nms
+from models.refiner import Refined
 from vision import geometry
 from vision.synth import SceneGenerator, load_catalog, split_catalog
 
@@ -133,7 +134,7 @@ def test_upside_down_prediction_keeps_its_order() -> None:
 
 
 class FakeRefiner:
-    """Moves every quad by one pixel; records how many quads each call got."""
+    """Moves every quad by one pixel, certain of each; records how many quads each call got."""
 
     version = "fake-refiner"
 
@@ -142,9 +143,9 @@ class FakeRefiner:
 
     def load(self) -> None: ...
 
-    def predict(self, _image: np.ndarray, quads: list[np.ndarray]) -> list[np.ndarray]:
+    def predict(self, _image: np.ndarray, quads: list[np.ndarray]) -> list[Refined]:
         self.calls.append(len(quads))
-        return [q + 1 for q in quads]
+        return [Refined(q + 1, 0.9) for q in quads]
 
 
 def test_the_refiner_gets_all_kept_cards_of_a_photo_in_one_call() -> None:
@@ -158,6 +159,26 @@ def test_the_refiner_gets_all_kept_cards_of_a_photo_in_one_call() -> None:
     assert det.version == "fake+fake-refiner"
     det.refine = False
     assert det.version == "fake"
+
+
+def test_a_quad_the_refiner_is_unsure_of_is_dropped_and_suppresses_no_card() -> None:
+    """A rough quad between two cards is refined onto one of them with diffuse corners: it is
+    dropped before the second NMS, where its higher score would have suppressed that card."""
+    card = np.float32([[100, 100], [160, 100], [160, 184], [100, 184]])
+    between = card + [45, 0]  # IoU 0.14 with the card: both pass the first NMS
+
+    class Collapsing(FakeRefiner):
+        def predict(self, _image: np.ndarray, quads: list[np.ndarray]) -> list[Refined]:
+            return [Refined(card.copy(), 0.3 if q[0, 0] > 120 else 0.9) for q in quads]
+
+    det = _fake_detector(np.stack([_row(between, 0.95), _row(card, 0.9)]))
+    det.refine, det.refiner = True, Collapsing()
+    image = np.zeros((320, 320, 3), np.uint8)
+    dets = det.predict(image)
+    assert len(dets) == 1 and dets[0].score == pytest.approx(0.9)
+    det.min_certainty = 0.2  # trusted, the two answers are one card: the higher score stays
+    dets = det.predict(image)
+    assert len(dets) == 1 and dets[0].score == pytest.approx(0.95)
 
 
 def test_committed_model_finds_the_cards_of_a_synthetic_scene() -> None:

@@ -21,9 +21,9 @@ class FakeRunner:
         self.corners = np.asarray(corners, np.float32).reshape(8)
         self.shapes: list[tuple[int, ...]] = []
 
-    def __call__(self, blob: np.ndarray) -> np.ndarray:
+    def __call__(self, blob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.shapes.append(blob.shape)
-        return np.tile(self.corners, (len(blob), 1))
+        return np.tile(self.corners, (len(blob), 1)), np.ones((len(blob), 4), np.float32)
 
 
 def _unmoved() -> np.ndarray:
@@ -35,7 +35,7 @@ def _unmoved() -> np.ndarray:
 def test_all_cards_go_in_one_batch_per_pass() -> None:
     run = FakeRunner(_unmoved())
     quads = [QUAD, QUAD + 300, QUAD + [600, 0]]
-    out = refine_quads(np.zeros((1200, 1400, 3), np.uint8), quads, run, iterations=2)
+    out = [r.quad for r in refine_quads(np.zeros((1200, 1400, 3), np.uint8), quads, run, 2)]
     w, h = WINDOW_SIZE
     assert run.shapes == [(3, 3, h, w), (3, 3, h, w)]
     for got, want in zip(out, quads, strict=True):
@@ -47,16 +47,16 @@ def test_only_cards_that_still_move_get_further_passes() -> None:
     image = np.zeros((1200, 1400, 3), np.uint8)
     image[:, 700:] = 255
 
-    def run(blob: np.ndarray) -> np.ndarray:
+    def run(blob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         shapes.append(blob.shape[0])
         bright = blob.mean(axis=(1, 2, 3)) > 0.5
         corners = np.tile(_unmoved(), (len(blob), 1, 1))
         corners[bright] += [0, 0.03]
-        return corners.reshape(len(blob), 8)
+        return corners.reshape(len(blob), 8), np.ones((len(blob), 4), np.float32)
 
     shapes: list[int] = []
     still, moving = QUAD + [0, 200], QUAD + [800, 200]
-    out = refine_quads(image, [still, moving], run, iterations=4, max_move=1.0)
+    out = [r.quad for r in refine_quads(image, [still, moving], run, iterations=4, max_move=1.0)]
     assert shapes == [2, 2, 1, 1]  # two passes for both, then only the moving card
     np.testing.assert_allclose(out[0], still, atol=0.05)
     assert (out[1][:, 1] > moving[:, 1] + 0.1 * geometry.card_height(QUAD)).all()
@@ -66,7 +66,8 @@ def test_corners_map_back_through_the_window_and_keep_their_order() -> None:
     """Corners the runner finds 2 % of the window to the right come back shifted in the photo."""
     upside_down = np.roll(QUAD, 2, 0)  # TL at the photo's bottom right
     run = FakeRunner(_unmoved() + [0.02, 0])
-    (got,) = refine_quads(np.zeros((700, 900, 3), np.uint8), [upside_down], run, iterations=1)
+    (answer,) = refine_quads(np.zeros((700, 900, 3), np.uint8), [upside_down], run, 1)
+    got = answer.quad
     # The window's x axis runs along the card's TL -> TR, which points left in the photo.
     assert (got[:, 0] < upside_down[:, 0]).all()
     assert geometry.corner_error(got, upside_down) < 0.05 * geometry.card_height(QUAD)
@@ -77,8 +78,20 @@ def test_a_wild_answer_keeps_the_input_quad() -> None:
     bow_tie = _unmoved()[[0, 2, 1, 3]]
     far = _unmoved() + [0.6, 0]
     for corners in (bow_tie, far, np.full((4, 2), np.nan)):
-        (got,) = refine_quads(image, [QUAD], FakeRunner(corners), iterations=1)
+        (answer,) = refine_quads(image, [QUAD], FakeRunner(corners), iterations=1)
+        got = answer.quad
         np.testing.assert_array_equal(got, QUAD)
+
+
+def test_a_cards_certainty_is_its_second_least_certain_corner_in_its_last_window() -> None:
+    """One hidden corner (under another card, cut by the frame) is normal; two are not."""
+    passes: list[np.ndarray] = [np.float32([0.9, 0.1, 0.95, 0.97]), np.float32([0.9, 0.2, 0.8, 1])]
+
+    def run(blob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.tile(_unmoved(), (len(blob), 1, 1)).reshape(-1, 8), passes.pop(0)[None]
+
+    (answer,) = refine_quads(np.zeros((700, 900, 3), np.uint8), [QUAD], run, iterations=2)
+    assert answer.certainty == pytest.approx(0.8) and passes == []
 
 
 def test_no_cards_give_no_quads() -> None:
@@ -111,7 +124,7 @@ def test_committed_refiner_halves_the_corner_error_on_held_out_scenes(
             q + rng.normal(0, 0.035 * geometry.card_height(q), (4, 2)).astype(np.float32)
             for q in truth
         ]
-        refined = refiner.predict(scene.image, rough)
+        refined = [r.quad for r in refiner.predict(scene.image, rough)]
         assert len(refined) == len(rough)
         before += [geometry.relative_corner_error(q, t) for q, t in zip(rough, truth, strict=True)]
         after += [geometry.relative_corner_error(q, t) for q, t in zip(refined, truth, strict=True)]
