@@ -25,10 +25,6 @@ from vision.errors import ModelNotReadyError
 LETTERBOX_FILL = 114  # ultralytics' padding grey; the model was trained with it
 MIN_CARD_HEIGHT = 0.08  # of the photo's short side
 MIN_INSIDE = 0.4  # of a card's area inside the photo: less is an arm, a box, a table edge
-# The refiner's certainty (`models.refiner.card_certainty`) from which a card is kept: a quad
-# spanning two overlapping cards, or around something card-like, has two or more diffuse
-# corners. Chosen with the detector's score floor on held-out tuning scenes (MODEL_CARD.md).
-MIN_CERTAINTY = 0.65
 
 
 @dataclass
@@ -153,11 +149,14 @@ class CardDetector(Model):
         refiner: CornerRefiner | None = None,
         contain: float = 0.9,
         second_look: float = 0.15,
-        min_certainty: float = MIN_CERTAINTY,
+        min_certainty: float | None = None,
     ) -> None:
         super().__init__(path)
         self.conf = settings.detector_conf if conf is None else conf
-        self.min_certainty = min_certainty  # of the refiner, when there is one
+        # of the refiner's certainty (`models.refiner.card_certainty`), when there is a refiner
+        self.min_certainty = (
+            settings.detector_min_certainty if min_certainty is None else min_certainty
+        )
         self.iou = iou
         self.max_det = max_det
         self.refine = refine  # run the learned corner refiner (when one is committed)

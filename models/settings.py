@@ -19,6 +19,10 @@ class ModelSettings(BaseSettings):
     # 0.8 drops more false cards on real photos and misses more half-covered ones
     # (models/detector/MODEL_CARD.md).
     detector_conf: float = 0.7
+    # ... and from this refiner certainty of its second least certain corner (models.refiner):
+    # a quad spanning two overlapping cards, or around something card-like, has two or more
+    # diffuse corners (models/detector/MODEL_CARD.md). 0 keeps every quad.
+    detector_min_certainty: float = 0.65
     # Decision thresholds on the calibrated confidence.
     auto_accept_threshold: float = 0.97
     review_threshold: float = 0.35
