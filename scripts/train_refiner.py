@@ -423,7 +423,8 @@ def write_card(path: Path, report: dict) -> None:
         f"{report['params']:,} parameters; max |onnx - torch| = {report['onnx_diff']:.1e}.",
         "  Second output `certainty` (N, 4): each corner's heatmap mass in its best 3x3 cells,",
         "  added to the exported graph by `add_certainty` (`--add-certainty FILE`). The detector",
-        "  drops a card whose second least certain corner is under `CARDSCAN_DETECTOR_MIN_CERTAINTY`.",
+        "  can drop a card whose second least certain corner is under",
+        "  `CARDSCAN_DETECTOR_MIN_CERTAINTY` (default 0: off; see the detector's card).",
         f"- Data: {report['windows']:,} windows from {report['scenes']} `vision/synth.py` scenes "
         f"(seeds {TRAIN_SEED}+, long side {', '.join(map(str, SIZES))} px) made only from",
         "  the train split of the catalog (`split_catalog(...)[0]`); every card with",
