@@ -172,11 +172,11 @@ def test_a_quad_the_refiner_is_unsure_of_is_dropped_and_suppresses_no_card() -> 
             return [Refined(card.copy(), 0.3 if q[0, 0] > 120 else 0.9) for q in quads]
 
     det = _fake_detector(np.stack([_row(between, 0.95), _row(card, 0.9)]))
-    det.refine, det.refiner = True, Collapsing()
+    det.refine, det.refiner, det.min_certainty = True, Collapsing(), 0.65
     image = np.zeros((320, 320, 3), np.uint8)
     dets = det.predict(image)
     assert len(dets) == 1 and dets[0].score == pytest.approx(0.9)
-    det.min_certainty = 0.2  # trusted, the two answers are one card: the higher score stays
+    det.min_certainty = 0.0  # off: the two answers are one card, the higher score stays
     dets = det.predict(image)
     assert len(dets) == 1 and dets[0].score == pytest.approx(0.95)
 
