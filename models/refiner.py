@@ -131,6 +131,11 @@ class CornerRefiner(Model):
         assert self.path is not None
         self._session = onnx_session(self.path, settings.providers, settings.onnx_threads)
         self._input = self._session.get_inputs()[0].name
+        if "certainty" not in {o.name for o in self._session.get_outputs()}:
+            raise ModelNotReadyError(
+                f"refiner {self.path.name} has no certainty output: run "
+                f"`python -m scripts.train_refiner --add-certainty {self.path}`"
+            )
 
     def warmup(self) -> None:
         self.load()

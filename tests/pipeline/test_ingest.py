@@ -98,17 +98,19 @@ def test_interrupted_ingest_finishes_on_the_next_run_without_duplicates(ingest_e
     folder.mkdir()
     total = 400  # enough that the interrupt lands mid-ingest on a busy machine too
     for i in range(total):
-        (folder / f"{i:03d}.jpg").write_bytes(photo(100 + i, size=(96, 64)))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scripts.cli", "ingest", str(folder), "--json"], cwd=ROOT,
-        env=ingest_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+        (folder / f"{i:03d}.jpg").write_bytes(photo(100 + i, size=(640, 480)))
     from db.pool import connection
 
     def registered() -> int:
         with connection() as conn:
             return conn.execute("SELECT count(*) AS n FROM scans").fetchone()["n"]
 
+    # Open the pool before the ingest starts, so that the first poll does not wait for it.
+    assert registered() == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scripts.cli", "ingest", str(folder), "--json"], cwd=ROOT,
+        env=ingest_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
     deadline = time.monotonic() + 120
     while registered() < 3 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.01)
