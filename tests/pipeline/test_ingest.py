@@ -110,6 +110,8 @@ def test_interrupted_ingest_finishes_on_the_next_run_without_duplicates(ingest_e
     proc = subprocess.Popen(
         [sys.executable, "-m", "scripts.cli", "ingest", str(folder), "--json"], cwd=ROOT,
         env=ingest_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A child inherits an ignored SIGINT, and Python then raises no KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while registered() < 3 and time.monotonic() < deadline and proc.poll() is None:
