@@ -22,8 +22,9 @@ from vision.warp import CARD_SIZE, card_homography, warp_card
 
 # (y0, y1, x0, x1) as fractions of the 626x448 crop; generous because detected corners are
 # a few % off. Title: one text line, recognised without detection. Number: a small block where
-# several short lines sit (MTG "M 0194 / DSK • EN", Pokémon "MEW EN 025/165", Yu-Gi-Oh! passcode),
-# so text detection runs on it, scaled down so detection stays cheap.
+# several short lines sit (MTG "M 0194 / DSK • EN", Pokémon "MEW EN 025/165"),
+# so text detection runs on it, scaled down so detection stays cheap. Yu-Gi-Oh!'s passcode is never
+# read: it names the card, not the printing (`prints_number`).
 TITLE = {
     "mtg": (0.02, 0.11, 0.03, 0.78),
     "pokemon": (0.015, 0.10, 0.04, 0.70),
@@ -32,16 +33,15 @@ TITLE = {
 NUMBER = {
     "mtg": (0.915, 1.0, 0.0, 0.5),
     "pokemon": (0.92, 1.0, 0.0, 0.5),
-    "yugioh": (0.9, 1.0, 0.0, 0.5),
 }
 # The collector-number line as printed, (y0, y1, x0, x1) of the card: the matcher maps it through
 # its verification homography, so it lands on the line whatever the detector's crop, and the
 # line is recognised without text detection (~10x cheaper than detecting in NUMBER). Measured
-# on 120 catalog references: M15 frames 75/75, Pokémon 13/13, Yu-Gi-Oh! passcodes 22/25.
+# on 120 catalog references: M15 frames 75/75, Pokémon 13/13 (Yu-Gi-Oh! passcodes, no longer
+# read: 22/25).
 NUMBER_LINE = {
     "mtg": (0.927, 0.959, 0.035, 0.215),  # M15 frame (2015-): "R 0148" / "169/281 U"
     "pokemon": (0.944, 0.973, 0.14, 0.31),  # "025/165"
-    "yugioh": (0.948, 0.978, 0.03, 0.21),  # passcode
 }
 # MTG frames of 2003-2014 print "35/274" at the end of the copyright line. Within a set the line
 # starts with the same words ("TM & (c) 2012 Wizards of the Coast 141/274"), so the number starts
