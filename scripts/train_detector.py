@@ -4,8 +4,9 @@ One command reproduces the committed model (run it in the training venv, `.venv-
 
     YOLO_OFFLINE=1 .venv-train/bin/python -m scripts.train_detector --hours 1.5
 
-It generates the seeded dataset under var/detector/data (kept between runs), trains a YOLO11n-pose
-model built from its yaml (4 keypoints: the card's TL, TR, BR, BL), resumes from
+It generates the seeded dataset under var/detector/data-s<seed>-<size>[-<extra>] (kept between
+runs), trains a YOLO11n-pose model built from its yaml (4 keypoints: the card's TL, TR, BR, BL),
+resumes from
 var/detector/runs/<version>/weights/last.pt when re-run, exports the best weights to a static-shape
 ONNX file at models/detector/cards-pose-<version>.onnx and writes models/detector/MODEL_CARD.md.
 """
@@ -47,12 +48,26 @@ def _offline() -> None:
     settings.update({k: False for k in off if k in settings})
 
 
-def make_data(n_train: int, n_val: int, seed: int, size: int) -> Path:
+def parse_extra(text: str) -> dict[str, float]:
+    """`zoom=0.06,pile=0.1` -> {"zoom": 0.06, "pile": 0.1}: shares of scenes forced to a layout."""
+    pairs = [part.split("=") for part in text.split(",") if part]
+    return {name.strip(): float(share) for name, share in pairs}
+
+
+def make_data(n_train: int, n_val: int, seed: int, size: int, extra: dict[str, float]) -> Path:
     from vision.synth import load_catalog, split_catalog, write_pose_dataset
 
     train_cards, _ = split_catalog(load_catalog())
+    # One folder per recipe: the writer keeps the scenes it finds, which must be this recipe's.
+    mix = "".join(f"-{k}{v:g}" for k, v in extra.items())
     return write_pose_dataset(
-        VAR / "data", train_cards, n_train=n_train, n_val=n_val, seed=seed, size=size
+        VAR / f"data-s{seed}-{size}{mix}",
+        train_cards,
+        n_train=n_train,
+        n_val=n_val,
+        seed=seed,
+        size=size,
+        extra=extra,
     )
 
 
@@ -219,6 +234,7 @@ def write_model_card(run: Path, target: Path, args: argparse.Namespace) -> None:
         + (f" --init {args.init}" if args.init and not args.init_onnx else "")
         + (f" --lr0 {args.lr0} --mosaic {args.mosaic}" if args.init else "")
         + (f" --seed {args.seed}" if args.seed else "")
+        + (f" --extra {args.extra}" if args.extra else "")
     )
     lines = [
         f"# Card detector `{target.stem}`",
@@ -272,13 +288,18 @@ def main() -> None:
     )
     p.add_argument("--lr0", type=float, default=None, help="AdamW learning rate (default: auto)")
     p.add_argument("--mosaic", type=float, default=0.5)
+    p.add_argument(
+        "--extra",
+        default="",
+        help="shares of scenes forced to a layout, e.g. zoom=0.06,pile=0.1 (default: none)",
+    )
     p.add_argument("--export-only", action="store_true")
     args = p.parse_args()
     started = time.time()
     _offline()
     run = VAR / "runs" / args.version
     if not args.export_only:
-        data = make_data(args.n_train, args.n_val, args.seed, args.size)
+        data = make_data(args.n_train, args.n_val, args.seed, args.size, parse_extra(args.extra))
         print(f"data ready in {time.time() - started:.0f} s: {data}", flush=True)
         if args.init_onnx and not args.init:
             images = sorted((data.parent / "images" / "train").glob("*.jpg"))[:64]

@@ -7,6 +7,9 @@ import numpy as np
 
 CARD_PX = (448, 626)  # catalog image size (w, h), 63 x 88 mm
 LAYOUTS = ("closeup", "scatter", "grid", "binder", "fan", "pile", "empty")
+# Drawn only when asked for (the training mix's extra shares), so that the seeds of LAYOUTS'
+# scenes, and the test sets made from them, stay as they were.
+EXTRA_LAYOUTS = ("zoom",)
 
 Rng = np.random.Generator
 
@@ -48,6 +51,19 @@ def _closeup(w: int, h: int, rng: Rng) -> list[np.ndarray]:
         height = min(w, h / 0.716) * rng.uniform(0.7, 1.08)
     c = np.array([w, h]) / 2 + rng.normal(0, 0.04, 2) * [w, h]
     return [card_quad(c[0], c[1], height, ang)]
+
+
+def _zoom(w: int, h: int, rng: Rng) -> list[np.ndarray]:
+    """A card larger than the frame: a photo of its text box or art, whose letters, symbols and
+    inner frames are not cards (a detector must learn to say nothing here)."""
+    height = min(h, w / 0.716) * rng.uniform(1.6, 4.0)
+    ang = float(rng.choice([0, 0, 90, 180, 270]) + rng.normal(0, 4))
+    q = card_quad(0, 0, height, ang)
+    # Any point of the card's inner 80 % may fall at the frame's centre.
+    inner = q.mean(0) + (q - q.mean(0)) * 0.8
+    a, b = rng.uniform(0, 1, 2)
+    spot = inner[0] + a * (inner[1] - inner[0]) + b * (inner[3] - inner[0])
+    return [q + (np.array([w, h]) / 2 - spot).astype(np.float32)]
 
 
 def _scatter(w: int, h: int, rng: Rng) -> list[np.ndarray]:
@@ -133,9 +149,11 @@ def _pile(w: int, h: int, rng: Rng) -> list[np.ndarray]:
 
 
 def place_cards(layout: str, w: int, h: int, rng: Rng) -> list[np.ndarray]:
-    """Card quads for one of LAYOUTS (at most 12)."""
+    """Card quads for one of LAYOUTS or EXTRA_LAYOUTS (at most 12)."""
     if layout == "closeup":
         plane = _closeup(w, h, rng)
+    elif layout == "zoom":
+        plane = _zoom(w, h, rng)
     elif layout == "scatter":
         plane = _scatter(w, h, rng)
     elif layout == "grid":

@@ -19,7 +19,14 @@ import cv2
 import numpy as np
 
 from vision import degrade, scenery
-from vision.layouts import CARD_PX, LAYOUTS, card_quad, place_cards, polygon_area
+from vision.layouts import (
+    CARD_PX,
+    EXTRA_LAYOUTS,
+    LAYOUTS,
+    card_quad,
+    place_cards,
+    polygon_area,
+)
 
 DEFAULT_CATALOG = Path(__file__).resolve().parents[2] / "shared" / "data" / "catalog" / "cards.csv"
 SHOULD_DETECT_VISIBLE = 0.5
@@ -103,7 +110,8 @@ class SceneGenerator:
         return img
 
     def generate(self, seed: int, layout: str | None = None) -> Scene:
-        """One scene; `layout` forces one of LAYOUTS (else it is drawn at random)."""
+        """One scene; `layout` forces one of LAYOUTS or EXTRA_LAYOUTS (else one of LAYOUTS is
+        drawn at random)."""
         rng = np.random.default_rng(seed)
         aspect = float(
             rng.choice([4 / 3, 3 / 4, 16 / 9, 9 / 16, 1.0], p=[0.3, 0.3, 0.15, 0.15, 0.1])
@@ -128,7 +136,7 @@ class SceneGenerator:
         plane = place_cards(layout, w, h, rng)
 
         # Camera tilt: one homography for the whole table plane.
-        tilt = rng.uniform(0, 0.18) if layout != "closeup" else rng.uniform(0, 0.08)
+        tilt = rng.uniform(0, 0.18) if layout not in ("closeup", "zoom") else rng.uniform(0, 0.08)
         src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
         cam = cv2.getPerspectiveTransform(
             src, (src + rng.uniform(-tilt, tilt, (4, 2)) * [w, h]).astype(np.float32)
@@ -328,10 +336,32 @@ def yolo_pose_label(card: SceneCard, w: int, h: int) -> str | None:
     return " ".join(f"{p:.6f}" if isinstance(p, float) else str(p) for p in parts)
 
 
+def extra_layout(seed: int, shares: dict[str, float]) -> str | None:
+    """The layout a training scene is forced to, by `shares` (e.g. {"zoom": 0.06}); None: drawn
+    as usual. A stream of its own, so that a share of 0 leaves every scene as it was."""
+    u = np.random.default_rng([seed, 1]).random()
+    for layout, share in shares.items():
+        if u < share:
+            return layout
+        u -= share
+    return None
+
+
 def write_pose_dataset(
-    out: Path, cards: list[CatalogCard], *, n_train: int, n_val: int, seed: int = 0, size: int = 640
+    out: Path,
+    cards: list[CatalogCard],
+    *,
+    n_train: int,
+    n_val: int,
+    seed: int = 0,
+    size: int = 640,
+    extra: dict[str, float] | None = None,
 ) -> Path:
-    """Write an ultralytics pose dataset (images/, labels/, data.yaml); existing scenes are kept."""
+    """Write an ultralytics pose dataset (images/, labels/, data.yaml); existing scenes are kept.
+    `extra` gives the shares of scenes forced to a layout (EXTRA_LAYOUTS' or more of LAYOUTS')."""
+    unknown = set(extra or {}) - set(LAYOUTS) - set(EXTRA_LAYOUTS)
+    if unknown:
+        raise ValueError(f"unknown layouts {sorted(unknown)}")
     gen = SceneGenerator(cards, size)
     for split, n, base in (("train", n_train, seed), ("val", n_val, seed + 5_000_000)):
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
@@ -341,7 +371,7 @@ def write_pose_dataset(
             lbl_path = out / "labels" / split / f"{i:06d}.txt"
             if img_path.exists() and lbl_path.exists():
                 continue
-            scene = gen.generate(base + i)
+            scene = gen.generate(base + i, extra_layout(base + i, extra or {}))
             h, w = scene.image.shape[:2]
             lines = [line for c in scene.cards if (line := yolo_pose_label(c, w, h))]
             cv2.imwrite(str(img_path), scene.image, [cv2.IMWRITE_JPEG_QUALITY, 92])

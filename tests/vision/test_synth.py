@@ -14,6 +14,7 @@ from vision.synth import (
     CARD_PX,
     CatalogCard,
     SceneGenerator,
+    extra_layout,
     read_test_set,
     write_pose_dataset,
     write_test_set,
@@ -107,3 +108,43 @@ def test_datasets_are_written(catalog: list[CatalogCard], tmp_path: Path) -> Non
         shown = [c for c in rec["cards"] if c["should_detect"]]
         assert int(row["n_cards"]) == len(shown)
         assert row["cards"].split(";") == ([c["card_key"] for c in shown] or [""])
+
+
+def test_zoom_scenes_show_the_inside_of_a_card_too_big_to_label(catalog: list[CatalogCard]) -> None:
+    gen = SceneGenerator(catalog, 320)
+    for seed in range(8):
+        scene = gen.generate(seed, layout="zoom")
+        h, w = scene.image.shape[:2]
+        (card,) = scene.cards
+        assert signed_area(card.quad) > 2 * w * h  # larger than the frame
+        centre = np.array([w / 2, h / 2], np.float32)
+        assert (
+            cv2.pointPolygonTest(card.quad.reshape(-1, 1, 2), tuple(map(float, centre)), False) > 0
+        )
+    labelled = [
+        yolo_pose_label(c, *s.image.shape[1::-1])
+        for s in (gen.generate(seed, layout="zoom") for seed in range(20))
+        for c in s.cards
+    ]
+    assert sum(label is None for label in labelled) >= 10  # most are no card to the detector
+
+
+def test_extra_layout_shares_force_some_training_scenes_and_leave_the_rest(
+    catalog: list[CatalogCard], tmp_path: Path
+) -> None:
+    forced = [extra_layout(seed, {"zoom": 0.3, "pile": 0.2}) for seed in range(400)]
+    assert 0.22 < forced.count("zoom") / 400 < 0.38 and 0.13 < forced.count("pile") / 400 < 0.27
+    assert all(extra_layout(seed, {}) is None for seed in range(50))
+    plain = write_pose_dataset(tmp_path / "plain", catalog, n_train=4, n_val=0, size=256)
+    mixed = write_pose_dataset(
+        tmp_path / "mixed", catalog, n_train=4, n_val=0, size=256, extra={"zoom": 0.5}
+    )
+    same = [
+        (plain.parent / "labels" / "train" / f"{i:06d}.txt").read_text()
+        == (mixed.parent / "labels" / "train" / f"{i:06d}.txt").read_text()
+        for i in range(4)
+    ]
+    zoomed = [extra_layout(i, {"zoom": 0.5}) == "zoom" for i in range(4)]
+    assert all(s for s, z in zip(same, zoomed, strict=True) if not z)  # unforced scenes unchanged
+    with pytest.raises(ValueError, match="unknown layouts"):
+        write_pose_dataset(tmp_path / "bad", catalog, n_train=1, n_val=0, extra={"columns": 0.1})
