@@ -15,8 +15,11 @@ like their reference once aligned (the same art in another frame: a reprint outs
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -275,7 +278,8 @@ class Matcher:
         self.reader = reader or TextReader()
         self.calibration = calibration
         self.reference_loader = reference_loader
-        self._orb = cv2.ORB_create(nfeatures=ORB_FEATURES)  # type: ignore[attr-defined]
+        self._local = threading.local()  # one ORB per thread: OpenCV does not promise more
+        self._pool: ThreadPoolExecutor | None = None
         self._ref_cache: dict[str, tuple] = {}
         self._looks: dict[str, tuple[float, np.ndarray]] = {}
         self.timings_ms: dict[str, float] = {}
@@ -295,6 +299,9 @@ class Matcher:
             )
         self.embedder.load()
         self.reader.load()
+        threads = settings.match_threads or min(4, os.cpu_count() or 1)
+        if threads > 1 and self._pool is None:  # made in the process that predicts (after fork)
+            self._pool = ThreadPoolExecutor(threads, thread_name_prefix="match")
         if self.calibration is None:
             path = calibration_path(self.embedder)
             self.calibration = Calibration.read(path) if path.exists() else Calibration.default()
@@ -308,6 +315,13 @@ class Matcher:
     @property
     def versions(self) -> dict[str, str]:
         return {"embedder": self.embedder.version, "index": self.index.version}
+
+    @property
+    def _orb(self) -> cv2.ORB:  # type: ignore[name-defined]
+        orb = getattr(self._local, "orb", None)
+        if orb is None:
+            orb = self._local.orb = cv2.ORB_create(nfeatures=ORB_FEATURES)  # type: ignore[attr-defined]
+        return orb
 
     def _reference(self, entry: CatalogEntry) -> tuple:
         feats = self._ref_cache.get(entry.card_key) or self.index.reference_features(entry.card_key)
@@ -334,9 +348,11 @@ class Matcher:
     def predict(
         self, crops: list[np.ndarray], sources: Sequence[tuple | None] | None = None
     ) -> list[Match]:
-        """All crops of a photo in one embedder batch; per-stage times in `timings_ms`."""
+        """All crops of a photo in one embedder batch, then each crop verified and read, side by
+        side on the pool's threads. `timings_ms`: embed and search of the batch, text and verify
+        summed over the crops, and match, the wall time of that per-crop phase."""
         self.load()
-        t = {"embed": 0.0, "search": 0.0, "text": 0.0, "verify": 0.0}
+        t = {"embed": 0.0, "search": 0.0, "text": 0.0, "verify": 0.0, "match": 0.0}
         if not crops:
             self.timings_ms = t
             return []
@@ -344,12 +360,21 @@ class Matcher:
         vectors = self.embedder.predict(crops)
         t1 = time.perf_counter()
         shortlists = self.index.search(vectors, settings.top_k)
-        t["embed"], t["search"] = (t1 - t0) * 1000, (time.perf_counter() - t1) * 1000
+        t2 = time.perf_counter()
+        t["embed"], t["search"] = (t1 - t0) * 1000, (t2 - t1) * 1000
         sources = sources or [None] * len(crops)
-        matches = [
-            self._match(crop, hits, t, src)
-            for crop, hits, src in zip(crops, shortlists, sources, strict=True)
-        ]
+        per_crop = [{"text": 0.0, "verify": 0.0} for _ in crops]
+
+        def match(i: int) -> Match:
+            return self._match(crops[i], shortlists[i], per_crop[i], sources[i])
+
+        if self._pool is not None and len(crops) > 1:
+            matches = list(self._pool.map(match, range(len(crops))))
+        else:
+            matches = [match(i) for i in range(len(crops))]
+        t["match"] = (time.perf_counter() - t2) * 1000
+        for stage in ("text", "verify"):
+            t[stage] = sum(c[stage] for c in per_crop)
         self.timings_ms = {k: round(v, 2) for k, v in t.items()}
         return matches
 

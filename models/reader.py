@@ -9,6 +9,7 @@ passes all three.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,13 +200,18 @@ def line_image(crop: np.ndarray, line: np.ndarray, source: tuple | None = None) 
 
 
 class TextReader(Model):
-    """rapidocr (PP-OCRv4 det/rec from its wheel) over the title and number regions of a crop."""
+    """rapidocr (PP-OCRv4 det/rec from its wheel) over the title and number regions of a crop.
+
+    The matcher's threads share one reader. Recognition keeps no state between calls; rapidocr's
+    text detector sets its preprocessing on itself per call, so detection runs under a lock.
+    """
 
     name = "reader"
 
     def __init__(self) -> None:
         super().__init__(None)
         self._engine: Any = None  # RapidOCR once loaded
+        self._detect_lock = threading.Lock()
 
     def _load(self) -> None:
         from rapidocr_onnxruntime import RapidOCR
@@ -281,7 +287,8 @@ class TextReader(Model):
                 block = cv2.resize(
                     region(crop, box), None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC
                 )
-            res, _ = self._engine(block, use_det=True, use_cls=False, use_rec=True)
+            with self._detect_lock:
+                res, _ = self._engine(block, use_det=True, use_cls=False, use_rec=True)
             texts = [str(r[1]) for r in res or [] if float(r[2]) >= 0.5]
             reading.raw = texts
             reading.numbers = numbers_in(texts)

@@ -201,7 +201,30 @@ def test_all_crops_of_a_photo_go_through_one_embedder_batch(catalog):
     )
     assert matcher.embedder.calls == 1
     assert [m.candidates[0]["card_key"] for m in matches] == ["tst-1", "tst-2", "tst-4"]
-    assert set(matcher.timings_ms) == {"embed", "search", "text", "verify"}
+    assert set(matcher.timings_ms) == {"embed", "search", "text", "verify", "match"}
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_crops_matched_side_by_side_decide_as_one_at_a_time(catalog, monkeypatch, threads):
+    matcher, images, reader = catalog
+    keys = ["tst-1", "tst-2", "tst-10", "tst-7", "tst-4", "tst-11"]
+    crops = [photographed(images[k], i) for i, k in enumerate(keys)]
+    crops.append(photographed(texture(99)))  # not in the catalog
+
+    def matched(n: int) -> tuple[Matcher, list]:
+        monkeypatch.setattr("models.matcher.settings.match_threads", n)
+        m = Matcher(matcher.embedder, matcher.index, reader, CAL, matcher.reference_loader)
+        return m, m.predict(crops)
+
+    one, serial = matched(1)
+    many, side_by_side = matched(threads)
+    assert one._pool is None and many._pool is not None
+    assert [(m.card_key, m.decision, m.confidence) for m in side_by_side] == [
+        (m.card_key, m.decision, m.confidence) for m in serial
+    ]
+    assert [m.evidence["inliers"] for m in side_by_side] == [m.evidence["inliers"] for m in serial]
+    assert len({m.card_key for m in serial}) >= 4  # the crops are told apart, not all one
+    assert many.timings_ms["match"] > 0
 
 
 def test_card_not_in_catalog_is_never_auto_accepted(catalog):
