@@ -25,6 +25,9 @@ class ModelSettings(BaseSettings):
     # ones that identification would have named, so 0 (every quad) is the default
     # (models/detector/MODEL_CARD.md).
     detector_min_certainty: float = 0.0
+    # Also run the detector on the photo turned by 45 degrees, for the cards lying at 30-45
+    # degrees that the upright look misses (one more model run per photo).
+    detector_turn: bool = True
     # Decision thresholds on the calibrated confidence.
     auto_accept_threshold: float = 0.97
     review_threshold: float = 0.35

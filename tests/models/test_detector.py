@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from models.detector import CardDetector, letterbox, quad_nms
+from models.detector import TURNED_MIN_SCORE, CardDetector, letterbox, quad_nms, turned
 from models.refiner import Refined
 from vision import geometry
 from vision.synth import SceneGenerator, load_catalog, split_catalog
@@ -35,7 +36,7 @@ def _row(quad: np.ndarray, score: float) -> np.ndarray:
 
 
 def _fake_detector(rows: np.ndarray, imgsz: int = 320) -> CardDetector:
-    det = CardDetector(Path("fake.onnx"), refine=False)
+    det = CardDetector(Path("fake.onnx"), refine=False, turn=False)
     det._session, det._input, det.imgsz, det._loaded = FakeSession(rows), "images", imgsz, True
     return det
 
@@ -45,6 +46,38 @@ def test_letterbox_keeps_aspect_and_pads_grey() -> None:
     assert canvas.shape == (320, 320, 3)
     assert scale == pytest.approx(320 / 600) and pad == (0.0, 80.0)
     assert canvas[10, 160].tolist() == [114, 114, 114] and canvas[160, 160].tolist() == [0, 0, 0]
+
+
+def test_turned_canvas_holds_the_whole_photo_where_its_matrix_says() -> None:
+    image = np.zeros((600, 800, 3), np.uint8)
+    spots = [(30, 40), (770, 20), (400, 300), (60, 560)]  # (x, y), near the photo's corners too
+    for x, y in spots:
+        cv2.circle(image, (x, y), 12, (0, 0, 255), -1)
+    canvas, to_canvas = turned(image, 320)
+    assert canvas.shape == (320, 320, 3) and canvas[2, 160].tolist() == [114, 114, 114]
+    for x, y in spots:
+        cx, cy = geometry.map_points(np.float32([[x, y]]), to_canvas)[0]
+        assert 0 <= cx < 320 and 0 <= cy < 320
+        assert canvas[round(cy), round(cx)].tolist() == [0, 0, 255]
+    # Turned by 45 degrees: the photo's top edge now runs up and to the right.
+    top = geometry.map_points(np.float32([[0, 0], [800, 0]]), to_canvas)
+    assert top[1, 0] > top[0, 0] and top[1, 1] < top[0, 1]
+
+
+def test_turned_look_finds_a_card_only_it_sees_and_maps_it_back() -> None:
+    photo_quad = np.float32([[400, 300], [700, 320], [680, 760], [380, 740]])
+    image = np.zeros((1000, 1600, 3), np.uint8)
+    _, to_canvas = turned(image, 320)
+    seen_turned = geometry.map_points(photo_quad, to_canvas)
+    doubtful = geometry.map_points(photo_quad + [700, 0], to_canvas)  # scores under the floor
+    det = _fake_detector(np.zeros((0, 17)))
+    det.turn = True
+    rows = np.stack([_row(seen_turned, 0.9), _row(doubtful, TURNED_MIN_SCORE - 0.05)])
+    det._session.run = _sequence(det._session, [np.zeros((0, 17)), rows])
+    (found,) = det.predict(image)
+    assert found.score == pytest.approx(0.9)
+    np.testing.assert_allclose(found.quad, photo_quad, atol=0.05)  # TL first, as printed
+    assert len(det._session.inputs) == 2  # the upright look, then the turned one
 
 
 def test_corners_map_back_to_photo_pixels() -> None:
