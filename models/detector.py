@@ -34,6 +34,9 @@ TURN = 45.0
 # A card that the turned look adds lies square in it, where the model scores real cards highly;
 # its candidates below this score are mostly the upright look's cards seen askew, or false ones.
 TURNED_MIN_SCORE = 0.8
+# ... and the refiner must be this sure of it (its second least certain corner): the turned look
+# sees the photo smaller, and in a close-up it finds kites inside the card.
+TURNED_MIN_CERTAINTY = 0.6
 
 
 @dataclass
@@ -235,11 +238,11 @@ class CardDetector(Model):
         out = self._session.run(None, {self._input: blob})[0][0].T  # (N, 17)
         return out[out[:, 4] >= self.conf]
 
-    def candidates(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Scores (N,) and corners (N, 4, 2) in the image's pixels, of both looks: the image
-        letterboxed and, when `turn` is set, turned by TURN degrees (scoring TURNED_MIN_SCORE at
-        least there). A card's corners keep their printed order (TL, TR, BR, BL) whichever way
-        the photo was turned."""
+    def candidates(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scores (N,), corners (N, 4, 2) in the image's pixels and which came from the turned
+        look (N,) bool, of both looks: the image letterboxed and, when `turn` is set, turned by
+        TURN degrees (scoring TURNED_MIN_SCORE at least there). A card's corners keep their
+        printed order (TL, TR, BR, BL) whichever way the photo was turned."""
         canvas, scale, pad = letterbox(image, self.imgsz)
         rows = self._rows(canvas)
         scores = [rows[:, 4]]
@@ -253,7 +256,12 @@ class CardDetector(Model):
                 scores.append(rows[:, 4])
                 corners = geometry.map_points(rows[:, 5:].reshape(-1, 3)[:, :2], back)
                 quads.append(corners.reshape(-1, 4, 2))
-        return np.concatenate(scores), np.concatenate(quads).astype(np.float32)
+        from_turned = np.arange(sum(map(len, scores))) >= len(scores[0])
+        return (
+            np.concatenate(scores),
+            np.concatenate(quads).astype(np.float32),
+            from_turned,
+        )
 
     def _predict(self, image: np.ndarray) -> list[Detection]:
         found = self._detect(image, image, 0)
@@ -269,28 +277,35 @@ class CardDetector(Model):
 
     def _detect(self, seen: np.ndarray, image: np.ndarray, margin: int) -> list[Detection]:
         """Detections in `seen` (the image, or it with a margin), returned in `image` pixels."""
-        scores, quads = self.candidates(seen)
+        scores, quads, from_turned = self.candidates(seen)
         if not len(scores):
             return []
         boxes = np.concatenate([quads.min(1), quads.max(1)], 1)
         keep = quad_nms(quads, boxes, scores, self.iou, self.max_det, self.contain)
-        found, kept = [], []
+        found, kept, floors = [], [], []
         h, w = image.shape[:2]
         for i in keep:
             quad = _tidy(quads[i]) - np.float32(margin)
             if _plausible(quad, w, h):
                 found.append(quad)
                 kept.append(float(scores[i]))
+                turned_floor = TURNED_MIN_CERTAINTY if from_turned[i] else 0.0
+                floors.append(max(self.min_certainty, turned_floor))
         if self.refine and self.refiner is not None and found:
-            found, kept = self._refine(image, found, kept)
+            found, kept = self._refine(image, found, kept, floors)
         return [
             Detection(q.astype(np.float32), score) for q, score in zip(found, kept, strict=True)
         ]
 
     def _refine(
-        self, image: np.ndarray, quads: list[np.ndarray], scores: list[float]
+        self,
+        image: np.ndarray,
+        quads: list[np.ndarray],
+        scores: list[float],
+        floors: list[float],
     ) -> tuple[list[np.ndarray], list[float]]:
-        """The refiner's corners of the quads it is certain of, then the same NMS once more.
+        """The refiner's corners of the quads it is certain of (each to its own floor), then the
+        same NMS once more.
 
         Refined corners can turn two rough guesses into one card (a card and its sleeve, a split
         card's half). Uncertain quads are dropped first, so that none of them suppresses a card
@@ -298,7 +313,11 @@ class CardDetector(Model):
         """
         assert self.refiner is not None
         answers = self.refiner.predict(image, quads)
-        sure = [i for i, a in enumerate(answers) if a.certainty >= self.min_certainty]
+        sure = [
+            i
+            for i, (a, floor) in enumerate(zip(answers, floors, strict=True))
+            if a.certainty >= floor
+        ]
         if not sure:
             return [], []
         refined = np.stack([answers[i].quad for i in sure])

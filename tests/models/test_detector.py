@@ -8,7 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from models.detector import TURNED_MIN_SCORE, CardDetector, letterbox, quad_nms, turned
+from models.detector import (
+    TURNED_MIN_CERTAINTY,
+    TURNED_MIN_SCORE,
+    CardDetector,
+    letterbox,
+    quad_nms,
+    turned,
+)
 from models.refiner import Refined
 from vision import geometry
 from vision.synth import SceneGenerator, load_catalog, split_catalog
@@ -212,6 +219,28 @@ def test_a_quad_the_refiner_is_unsure_of_is_dropped_and_suppresses_no_card() -> 
     det.min_certainty = 0.0  # off: the two answers are one card, the higher score stays
     dets = det.predict(image)
     assert len(dets) == 1 and dets[0].score == pytest.approx(0.95)
+
+
+def test_a_card_only_the_turned_look_finds_needs_a_sure_refiner() -> None:
+    image = np.zeros((1000, 1600, 3), np.uint8)
+    upright_card = np.float32([[100, 100], [400, 100], [400, 520], [100, 520]])
+    turned_card = np.float32([[900, 300], [1200, 320], [1180, 760], [880, 740]])
+    scale, pad = 320 / 1600, (0.0, 60.0)
+    _, to_canvas = turned(image, 320)
+
+    class Unsure(FakeRefiner):  # equally unsure of both cards
+        def predict(self, _image: np.ndarray, quads: list[np.ndarray]) -> list[Refined]:
+            return [Refined(q, TURNED_MIN_CERTAINTY - 0.1) for q in quads]
+
+    det = _fake_detector(np.zeros((0, 17)))
+    det.turn, det.refine, det.refiner = True, True, Unsure()
+    looks = [
+        np.stack([_row(upright_card * scale + pad, 0.9)]),
+        np.stack([_row(geometry.map_points(turned_card, to_canvas), 0.9)]),
+    ]
+    det._session.run = _sequence(det._session, looks)
+    (kept,) = det.predict(image)  # the upright look's card stays: no floor is set for it
+    np.testing.assert_allclose(kept.quad, upright_card, atol=0.05)
 
 
 def test_committed_model_finds_the_cards_of_a_synthetic_scene() -> None:
