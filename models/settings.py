@@ -32,8 +32,9 @@ class ModelSettings(BaseSettings):
     auto_accept_threshold: float = 0.97
     review_threshold: float = 0.35
     top_k: int = 10
-    # Threads verifying and reading a photo's crops side by side (ORB, RANSAC and OCR release
-    # the GIL). 0: one per core, at most 4. A host running one worker process per core wants 1.
+    # Threads verifying and reading a photo's crops side by side (OpenCV and OCR release the GIL
+    # while they run; the Python around them does not). 0: one per core, at most 4. A host
+    # running one worker process per core wants 1.
     match_threads: int = 0
 
 

@@ -6,9 +6,9 @@ One command reproduces the committed model (run it in the training venv, `.venv-
 
 It generates the seeded dataset under var/detector/data-s<seed>-<size>[-<extra>] (kept between
 runs), trains a YOLO11n-pose model built from its yaml (4 keypoints: the card's TL, TR, BR, BL),
-resumes from
-var/detector/runs/<version>/weights/last.pt when re-run, exports the best weights to a static-shape
-ONNX file at models/detector/cards-pose-<version>.onnx and writes models/detector/MODEL_CARD.md.
+resumes from var/detector/runs/<version>/weights/last.pt when re-run, exports the best weights to
+a static-shape ONNX file at models/detector/cards-pose-<version>.onnx and writes
+models/detector/MODEL_CARD.md.
 """
 
 from __future__ import annotations
