@@ -44,6 +44,7 @@ test: lint browser index
 
 lint: setup
 	$(BIN)/ruff check vision models db pipeline api scripts tests
+	$(BIN)/ruff format --check vision models db pipeline api scripts tests
 	$(BIN)/mypy
 
 # Training runs in its own environment (torch + ultralytics); serving never imports torch.

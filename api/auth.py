@@ -16,8 +16,9 @@ bearer = HTTPBearer(auto_error=False, description="A token from `cardscan users 
 
 
 def _unauthorized() -> HTTPException:
-    return HTTPException(401, "a valid bearer token is required",
-                         headers={"WWW-Authenticate": "Bearer"})
+    return HTTPException(
+        401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 def current_user(

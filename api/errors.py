@@ -22,9 +22,17 @@ from vision.errors import ScanError
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "image_too_large",
-    415: "unsupported_media_type", 422: "invalid_request", 503: "unavailable",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "image_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    503: "unavailable",
 }
 
 

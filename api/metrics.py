@@ -15,12 +15,16 @@ log = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry()
 UPLOAD_REQUESTS = Counter(
-    "cardscan_upload_requests", "Upload requests answered by this process, by outcome",
-    ["outcome"], registry=REGISTRY,
+    "cardscan_upload_requests",
+    "Upload requests answered by this process, by outcome",
+    ["outcome"],
+    registry=REGISTRY,
 )
 UPLOAD_SECONDS = Histogram(
-    "cardscan_upload_seconds", "Wall time of POST /v1/scans in this process",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=REGISTRY,
+    "cardscan_upload_seconds",
+    "Wall time of POST /v1/scans in this process",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
 )
 
 
@@ -45,7 +49,8 @@ class ServiceCollector:
             yield family
             yield GaugeMetricFamily("cardscan_uploads", "Stored uploads", value=n_uploads)
             latency = GaugeMetricFamily(
-                "cardscan_stage_latency_ms", "Stage latency over the last 1000 jobs",
+                "cardscan_stage_latency_ms",
+                "Stage latency over the last 1000 jobs",
                 labels=["stage", "quantile"],
             )
             for stage, summary in stages.items():
@@ -59,8 +64,9 @@ class ServiceCollector:
         except Exception as exc:  # noqa: BLE001
             log.warning("metrics: broker unavailable: %s", exc)
         else:
-            yield GaugeMetricFamily("cardscan_queue_depth", "Messages waiting in the scans queue",
-                                    value=depth)
+            yield GaugeMetricFamily(
+                "cardscan_queue_depth", "Messages waiting in the scans queue", value=depth
+            )
 
 
 REGISTRY.register(ServiceCollector())

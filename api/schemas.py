@@ -39,8 +39,9 @@ class ScanCardPublic(BaseModel):
     """One card found in the photo and what it was identified as."""
 
     card_index: int
-    quad: list[list[float]] = Field(description="4 corners [x, y] in photo pixels, clockwise "
-                                                "from the card's top-left")
+    quad: list[list[float]] = Field(
+        description="4 corners [x, y] in photo pixels, clockwise from the card's top-left"
+    )
     bounding_box: list[float] = Field(description="[x_min, y_min, x_max, y_max]")
     crop_url: str | None
     card_key: str | None

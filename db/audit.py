@@ -30,8 +30,14 @@ def _json(value: dict | None) -> Jsonb | None:
 
 
 def record(
-    conn: Conn, *, actor_user_id: Any, action: str, entity_type: str, entity_id: Any,
-    before: dict | None = None, after: dict | None = None,
+    conn: Conn,
+    *,
+    actor_user_id: Any,
+    action: str,
+    entity_type: str,
+    entity_id: Any,
+    before: dict | None = None,
+    after: dict | None = None,
 ) -> int:
     """Append one audit row; returns its id."""
     cur = conn.execute(
@@ -41,8 +47,12 @@ def record(
         RETURNING id
         """,
         {
-            "actor": actor_user_id, "action": action, "entity_type": entity_type,
-            "entity_id": str(entity_id), "before": _json(before), "after": _json(after),
+            "actor": actor_user_id,
+            "action": action,
+            "entity_type": entity_type,
+            "entity_id": str(entity_id),
+            "before": _json(before),
+            "after": _json(after),
         },
     )
     row = one(cur)

@@ -49,8 +49,10 @@ def _catalog(conn: Conn) -> tuple[list[dict], list[str]]:
                 ORDER BY c.card_key
                 """
             ).fetchall()
-            texts = [f"{r['name']} {r['set_code']} {r['set_name']} {r['card_number'] or ''}"
-                     for r in rows]
+            texts = [
+                f"{r['name']} {r['set_code']} {r['set_name']} {r['card_number'] or ''}"
+                for r in rows
+            ]
             _cache = (time.monotonic(), rows, texts)
         return _cache[1], _cache[2]
 
@@ -65,9 +67,10 @@ def forget_catalog() -> None:
 def _trigram_scores(conn: Conn, q: str) -> dict[str, float]:
     global _has_trgm
     if _has_trgm is None:
-        _has_trgm = conn.execute(
-            "SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'"
-        ).fetchone() is not None
+        _has_trgm = (
+            conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'").fetchone()
+            is not None
+        )
     if not _has_trgm:
         return {}
     rows = conn.execute(
@@ -78,17 +81,21 @@ def _trigram_scores(conn: Conn, q: str) -> dict[str, float]:
     return {r["card_key"]: float(r["sim"]) * 100 for r in rows}
 
 
-def search_cards(
-    conn: Conn, *, q: str, limit: int = 20, game: str | None = None
-) -> list[CardHit]:
+def search_cards(conn: Conn, *, q: str, limit: int = 20, game: str | None = None) -> list[CardHit]:
     """The best `limit` printings for free text `q`, best first."""
     q = q.strip()
     if not q:
         return []
     rows, texts = _catalog(conn)
     tokens = {t for t in utils.default_process(q).split() if t}
-    matches = process.extract(q, texts, scorer=fuzz.WRatio, processor=utils.default_process,
-                              limit=max(200, limit * 10), score_cutoff=40)
+    matches = process.extract(
+        q,
+        texts,
+        scorer=fuzz.WRatio,
+        processor=utils.default_process,
+        limit=max(200, limit * 10),
+        score_cutoff=40,
+    )
     trigram = _trigram_scores(conn, q)
     scored: dict[int, float] = {}
     for _, score, i in matches:

@@ -55,8 +55,15 @@ def upsert_set(conn: Conn, *, code: str, name: str, game: str) -> tuple[Any, boo
 
 
 def upsert_card(
-    conn: Conn, *, set_id: Any, card_key: str, name: str, card_number: str | None,
-    variant: str | None, image_key: str | None, metadata: dict,
+    conn: Conn,
+    *,
+    set_id: Any,
+    card_key: str,
+    name: str,
+    card_number: str | None,
+    variant: str | None,
+    image_key: str | None,
+    metadata: dict,
 ) -> str:
     """Insert or update one printing; returns 'created', 'updated' or 'unchanged'."""
     row = conn.execute(
@@ -78,9 +85,14 @@ def upsert_card(
         RETURNING (xmax = 0) AS inserted
         """,
         {
-            "set_id": set_id, "card_key": card_key, "name": name,
-            "normalized": normalize_name(name), "number": card_number, "variant": variant,
-            "image_key": image_key, "metadata": Jsonb(metadata),
+            "set_id": set_id,
+            "card_key": card_key,
+            "name": name,
+            "normalized": normalize_name(name),
+            "number": card_number,
+            "variant": variant,
+            "image_key": image_key,
+            "metadata": Jsonb(metadata),
         },
     ).fetchone()
     if row is None:

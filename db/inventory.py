@@ -32,18 +32,32 @@ class Condition(StrEnum):
 
 CONDITION_ALIASES: dict[str, Condition] = {
     **{c.value.replace("_", " "): c for c in Condition},
-    "m": Condition.NEAR_MINT, "mint": Condition.NEAR_MINT, "nm": Condition.NEAR_MINT,
-    "lp": Condition.LIGHTLY_PLAYED, "light played": Condition.LIGHTLY_PLAYED,
-    "sp": Condition.LIGHTLY_PLAYED, "excellent": Condition.LIGHTLY_PLAYED,
-    "mp": Condition.MODERATELY_PLAYED, "played": Condition.MODERATELY_PLAYED,
+    "m": Condition.NEAR_MINT,
+    "mint": Condition.NEAR_MINT,
+    "nm": Condition.NEAR_MINT,
+    "lp": Condition.LIGHTLY_PLAYED,
+    "light played": Condition.LIGHTLY_PLAYED,
+    "sp": Condition.LIGHTLY_PLAYED,
+    "excellent": Condition.LIGHTLY_PLAYED,
+    "mp": Condition.MODERATELY_PLAYED,
+    "played": Condition.MODERATELY_PLAYED,
     "good": Condition.MODERATELY_PLAYED,
-    "hp": Condition.HEAVILY_PLAYED, "poor": Condition.HEAVILY_PLAYED,
-    "d": Condition.DAMAGED, "dmg": Condition.DAMAGED,
+    "hp": Condition.HEAVILY_PLAYED,
+    "poor": Condition.HEAVILY_PLAYED,
+    "d": Condition.DAMAGED,
+    "dmg": Condition.DAMAGED,
 }
 
 # Fields a user may change on an entry (PATCH); everything else is owned by the scan.
-EDITABLE = ("quantity", "condition", "notes", "location", "purchase_price", "purchase_date",
-            "purchase_source")
+EDITABLE = (
+    "quantity",
+    "condition",
+    "notes",
+    "location",
+    "purchase_price",
+    "purchase_date",
+    "purchase_source",
+)
 
 
 @dataclass(frozen=True)
@@ -88,8 +102,15 @@ ENTRY_FROM = "inventory_entries ie JOIN cards c ON c.id = ie.card_id JOIN sets s
 
 
 def save_scan_card(
-    conn: Conn, *, user_id: Any, scan_card_id: Any, card_id: Any, condition: Condition,
-    quantity: int, scan_confidence: float | None, scan_image_url: str | None,
+    conn: Conn,
+    *,
+    user_id: Any,
+    scan_card_id: Any,
+    card_id: Any,
+    condition: Condition,
+    quantity: int,
+    scan_confidence: float | None,
+    scan_image_url: str | None,
     restore: bool = True,
 ) -> tuple[Any, bool]:
     """Put one scanned card into the user's inventory; (entry id, created).
@@ -117,8 +138,11 @@ def save_scan_card(
         RETURNING id
         """,
         {
-            "user_id": user_id, "card_id": card_id, "scan_card_id": scan_card_id,
-            "quantity": quantity, "condition": str(condition),
+            "user_id": user_id,
+            "card_id": card_id,
+            "scan_card_id": scan_card_id,
+            "quantity": quantity,
+            "condition": str(condition),
             "confidence": None if scan_confidence is None else round(scan_confidence * 100, 2),
             "image": scan_image_url,
         },
@@ -133,8 +157,14 @@ def save_scan_card(
 
 
 def list_entries(
-    conn: Conn, *, user_id: Any, game: str | None = None, set_code: str | None = None,
-    condition: str | None = None, limit: int = 100, offset: int = 0,
+    conn: Conn,
+    *,
+    user_id: Any,
+    game: str | None = None,
+    set_code: str | None = None,
+    condition: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> list[InventoryEntry]:
     """The user's live entries, filtered by game, set and condition, newest first."""
     rows = conn.execute(
@@ -147,8 +177,14 @@ def list_entries(
         ORDER BY ie.created_at DESC, ie.id
         LIMIT %(limit)s OFFSET %(offset)s
         """,
-        {"user_id": user_id, "game": game, "set": set_code, "condition": condition,
-         "limit": limit, "offset": offset},
+        {
+            "user_id": user_id,
+            "game": game,
+            "set": set_code,
+            "condition": condition,
+            "limit": limit,
+            "offset": offset,
+        },
     ).fetchall()
     return [InventoryEntry(**r) for r in rows]
 
@@ -275,8 +311,13 @@ class ScanConfirmResult:
 
 
 def confirm_scan(
-    conn: Conn, *, user_id: Any, scan_id: Any, items: list[ScanConfirmItem] | None,
-    default_condition: Condition = Condition.NEAR_MINT, default_quantity: int = 1,
+    conn: Conn,
+    *,
+    user_id: Any,
+    scan_id: Any,
+    items: list[ScanConfirmItem] | None,
+    default_condition: Condition = Condition.NEAR_MINT,
+    default_quantity: int = 1,
 ) -> ScanConfirmResult:
     """Save a scan's settled cards into its owner's inventory.
 
@@ -313,29 +354,49 @@ def confirm_scan(
         else:
             reason = "no catalog match"
         if reason is not None:
-            skipped.append({"card_index": item.card_index, "scan_card_id": card["id"],
-                            "reason": reason})
+            skipped.append(
+                {"card_index": item.card_index, "scan_card_id": card["id"], "reason": reason}
+            )
             continue
         reviewed = card["review_status"] is not None
         condition = item.condition or (
-            Condition(card["confirmed_condition"]) if reviewed and card["confirmed_condition"]
+            Condition(card["confirmed_condition"])
+            if reviewed and card["confirmed_condition"]
             else default_condition
         )
         quantity = item.quantity or (
-            card["confirmed_quantity"] if reviewed and card["confirmed_quantity"]
+            card["confirmed_quantity"]
+            if reviewed and card["confirmed_quantity"]
             else default_quantity
         )
         entry_id, created = save_scan_card(
-            conn, user_id=user_id, scan_card_id=card["id"],
+            conn,
+            user_id=user_id,
+            scan_card_id=card["id"],
             card_id=card["confirmed_card_id"] if reviewed else card["card_id"],
-            condition=condition, quantity=quantity, scan_confidence=card["confidence"],
-            scan_image_url=card["crop_image_url"], restore=items is not None,
+            condition=condition,
+            quantity=quantity,
+            scan_confidence=card["confidence"],
+            scan_image_url=card["crop_image_url"],
+            restore=items is not None,
         )
         if entry_id is None:
-            skipped.append({"card_index": item.card_index, "scan_card_id": card["id"],
-                            "reason": "deleted from the inventory (name it to restore it)"})
+            skipped.append(
+                {
+                    "card_index": item.card_index,
+                    "scan_card_id": card["id"],
+                    "reason": "deleted from the inventory (name it to restore it)",
+                }
+            )
             continue
-        saved.append({"card_index": item.card_index, "scan_card_id": card["id"],
-                      "entry_id": entry_id, "created": created, "condition": str(condition),
-                      "quantity": quantity})
+        saved.append(
+            {
+                "card_index": item.card_index,
+                "scan_card_id": card["id"],
+                "entry_id": entry_id,
+                "created": created,
+                "condition": str(condition),
+                "quantity": quantity,
+            }
+        )
     return ScanConfirmResult(saved, skipped)

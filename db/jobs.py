@@ -47,7 +47,11 @@ def _job(row: dict) -> JobRow:
 
 
 def insert_job(
-    conn: Conn, *, scan_id: Any, trigger: str, celery_task_id: str | None = None,
+    conn: Conn,
+    *,
+    scan_id: Any,
+    trigger: str,
+    celery_task_id: str | None = None,
 ) -> Any:
     cur = conn.execute(
         "INSERT INTO jobs (scan_id, trigger, celery_task_id) "
@@ -111,8 +115,13 @@ def start_job(conn: Conn, *, scan_id: Any, worker: str, celery_task_id: str | No
 
 
 def finish_job(
-    conn: Conn, *, job_id: Any, status: JobStatus, stage_timings: dict | None = None,
-    error_type: str | None = None, error_message: str | None = None,
+    conn: Conn,
+    *,
+    job_id: Any,
+    status: JobStatus,
+    stage_timings: dict | None = None,
+    error_type: str | None = None,
+    error_message: str | None = None,
 ) -> None:
     conn.execute(
         f"""
@@ -122,9 +131,11 @@ def finish_job(
         WHERE id = %(id)s
         """,
         {
-            "id": job_id, "status": str(status),
+            "id": job_id,
+            "status": str(status),
             "timings": Jsonb(stage_timings) if stage_timings is not None else None,
-            "error_type": error_type and error_type[:100], "error_message": error_message,
+            "error_type": error_type and error_type[:100],
+            "error_message": error_message,
         },
     )
 

@@ -21,8 +21,14 @@ class ModelMetric:
 
 
 def record_metric(
-    conn: Conn, *, model_name: str, model_version: str, metric_name: str,
-    value: float, dataset: str = "", details: dict | None = None,
+    conn: Conn,
+    *,
+    model_name: str,
+    model_version: str,
+    metric_name: str,
+    value: float,
+    dataset: str = "",
+    details: dict | None = None,
 ) -> None:
     """Insert or replace the figure for (model, version, metric, dataset)."""
     conn.execute(
@@ -34,8 +40,14 @@ def record_metric(
         SET metric_value = EXCLUDED.metric_value, details = EXCLUDED.details,
             recorded_at = now() AT TIME ZONE 'UTC'
         """,
-        {"name": model_name, "version": model_version, "metric": metric_name,
-         "value": float(value), "dataset": dataset, "details": Jsonb(details) if details else None},
+        {
+            "name": model_name,
+            "version": model_version,
+            "metric": metric_name,
+            "value": float(value),
+            "dataset": dataset,
+            "details": Jsonb(details) if details else None,
+        },
     )
 
 

@@ -60,8 +60,17 @@ def insert_prices(conn: Conn, *, points: list[PricePoint]) -> int:
         "observed_at) FROM STDIN"
     ) as copy:
         for p in points:
-            copy.write_row((p.card_key, sources[p.source], p.price, p.currency, p.condition,
-                            p.listing_type, p.observed_at))
+            copy.write_row(
+                (
+                    p.card_key,
+                    sources[p.source],
+                    p.price,
+                    p.currency,
+                    p.condition,
+                    p.listing_type,
+                    p.observed_at,
+                )
+            )
     cur = conn.execute(
         """
         INSERT INTO card_prices (card_id, price_source_id, price, currency, condition,

@@ -217,14 +217,25 @@ def release(conn: Conn, *, scan_card_id: Any, annotator_id: Any) -> bool:
         "UPDATE scan_cards SET lease_owner = NULL, lease_expires_at = NULL WHERE id = %(id)s",
         {"id": card.id},
     )
-    audit.record(conn, actor_user_id=annotator_id, action="scan_card.skip",
-                 entity_type="scan_card", entity_id=card.id)
+    audit.record(
+        conn,
+        actor_user_id=annotator_id,
+        action="scan_card.skip",
+        entity_type="scan_card",
+        entity_id=card.id,
+    )
     return True
 
 
 def add_training_example(
-    conn: Conn, *, scan_card_id: Any, card_id: Any, predicted_card_id: Any, crop_key: str,
-    kind: TrainingKind, annotator_id: Any,
+    conn: Conn,
+    *,
+    scan_card_id: Any,
+    card_id: Any,
+    predicted_card_id: Any,
+    crop_key: str,
+    kind: TrainingKind,
+    annotator_id: Any,
 ) -> Any:
     """One example per scan card; a later decision on the same card replaces it."""
     cur = conn.execute(
@@ -237,8 +248,14 @@ def add_training_example(
             kind = EXCLUDED.kind, annotator_id = EXCLUDED.annotator_id
         RETURNING id
         """,
-        {"sc": scan_card_id, "card": card_id, "pred": predicted_card_id, "crop": crop_key,
-         "kind": str(kind), "annotator": annotator_id},
+        {
+            "sc": scan_card_id,
+            "card": card_id,
+            "pred": predicted_card_id,
+            "crop": crop_key,
+            "kind": str(kind),
+            "annotator": annotator_id,
+        },
     )
     row = one(cur)
     return row["id"]
@@ -254,8 +271,13 @@ class ReviewOutcome:
 
 
 def confirm(
-    conn: Conn, *, scan_card_id: Any, annotator_id: Any, card_key: str | None,
-    condition: Condition, quantity: int,
+    conn: Conn,
+    *,
+    scan_card_id: Any,
+    annotator_id: Any,
+    card_key: str | None,
+    condition: Condition,
+    quantity: int,
 ) -> ReviewOutcome:
     """Confirm the top candidate (no `card_key`) or settle on any catalog card.
 
@@ -289,30 +311,56 @@ def confirm(
             confirmed_quantity = %(quantity)s, lease_owner = NULL, lease_expires_at = NULL
         WHERE id = %(id)s
         """,
-        {"status": str(status), "annotator": annotator_id, "card_id": chosen["id"],
-         "set_id": chosen["set_id"], "name": chosen["name"], "condition": str(condition),
-         "quantity": quantity, "id": card.id},
+        {
+            "status": str(status),
+            "annotator": annotator_id,
+            "card_id": chosen["id"],
+            "set_id": chosen["set_id"],
+            "name": chosen["name"],
+            "condition": str(condition),
+            "quantity": quantity,
+            "id": card.id,
+        },
     )
     if kind is not None and card.crop_key:
         add_training_example(
-            conn, scan_card_id=card.id, card_id=chosen["id"],
+            conn,
+            scan_card_id=card.id,
+            card_id=chosen["id"],
             predicted_card_id=top.card_id if top else card.predicted_card_id,
-            crop_key=card.crop_key, kind=kind, annotator_id=annotator_id,
+            crop_key=card.crop_key,
+            kind=kind,
+            annotator_id=annotator_id,
         )
     entry_id, _ = save_scan_card(
-        conn, user_id=card.owner_id, scan_card_id=card.id, card_id=chosen["id"],
-        condition=condition, quantity=quantity, scan_confidence=card.confidence,
+        conn,
+        user_id=card.owner_id,
+        scan_card_id=card.id,
+        card_id=chosen["id"],
+        condition=condition,
+        quantity=quantity,
+        scan_confidence=card.confidence,
         scan_image_url=card.crop_key,
     )
     audit.record(
-        conn, actor_user_id=annotator_id,
+        conn,
+        actor_user_id=annotator_id,
         action="scan_card.confirm" if status == ReviewStatus.CONFIRMED else "scan_card.correct",
-        entity_type="scan_card", entity_id=card.id,
-        before={"card_key": top.card_key if top else None, "confidence": card.confidence,
-                "candidates": proposed},
-        after={"card_key": chosen_key, "review_status": str(status), "condition": str(condition),
-               "quantity": quantity, "training_kind": kind and str(kind),
-               "inventory_entry_id": entry_id},
+        entity_type="scan_card",
+        entity_id=card.id,
+        before={
+            "card_key": top.card_key if top else None,
+            "confidence": card.confidence,
+            "candidates": proposed,
+        },
+        after={
+            "card_key": chosen_key,
+            "review_status": str(status),
+            "condition": str(condition),
+            "quantity": quantity,
+            "training_kind": kind and str(kind),
+            "inventory_entry_id": entry_id,
+        },
     )
     return ReviewOutcome(card.id, status, chosen_key, kind, entry_id)
 
@@ -330,15 +378,21 @@ def reject(conn: Conn, *, scan_card_id: Any, annotator_id: Any, reason: str) -> 
     )
     if card.crop_key:
         add_training_example(
-            conn, scan_card_id=card.id, card_id=None,
+            conn,
+            scan_card_id=card.id,
+            card_id=None,
             predicted_card_id=card.top.card_id if card.top else card.predicted_card_id,
-            crop_key=card.crop_key, kind=TrainingKind.REJECTION, annotator_id=annotator_id,
+            crop_key=card.crop_key,
+            kind=TrainingKind.REJECTION,
+            annotator_id=annotator_id,
         )
     audit.record(
-        conn, actor_user_id=annotator_id, action="scan_card.reject", entity_type="scan_card",
+        conn,
+        actor_user_id=annotator_id,
+        action="scan_card.reject",
+        entity_type="scan_card",
         entity_id=card.id,
-        before={"card_key": card.top.card_key if card.top else None,
-                "confidence": card.confidence},
+        before={"card_key": card.top.card_key if card.top else None, "confidence": card.confidence},
         after={"review_status": "rejected", "reason": reason},
     )
     return ReviewOutcome(card.id, ReviewStatus.REJECTED, None, TrainingKind.REJECTION, None)

@@ -105,8 +105,14 @@ def _scan(row: dict) -> ScanRow:
 
 
 def insert_scan(
-    conn: Conn, *, user_id: Any, upload_id: Any, image_url: str, trigger: Trigger,
-    idempotency_key: str | None = None, location: str | None = None,
+    conn: Conn,
+    *,
+    user_id: Any,
+    upload_id: Any,
+    image_url: str,
+    trigger: Trigger,
+    idempotency_key: str | None = None,
+    location: str | None = None,
 ) -> Any | None:
     """A new pending scan's id; None when a live scan of this upload or key already exists."""
     row = conn.execute(
@@ -117,15 +123,23 @@ def insert_scan(
         RETURNING id
         """,
         {
-            "user_id": user_id, "upload_id": upload_id, "image_url": image_url,
-            "trigger": str(trigger), "key": idempotency_key, "location": location,
+            "user_id": user_id,
+            "upload_id": upload_id,
+            "image_url": image_url,
+            "trigger": str(trigger),
+            "key": idempotency_key,
+            "location": location,
         },
     ).fetchone()
     return row["id"] if row else None
 
 
 def find_live_scan(
-    conn: Conn, *, user_id: Any, upload_id: Any = None, idempotency_key: str | None = None,
+    conn: Conn,
+    *,
+    user_id: Any,
+    upload_id: Any = None,
+    idempotency_key: str | None = None,
 ) -> ScanRow | None:
     """The user's undeleted scan with this idempotency key, else of this upload."""
     if idempotency_key is not None:
@@ -156,14 +170,24 @@ def get_scan(conn: Conn, *, scan_id: Any, user_id: Any = None) -> ScanRow | None
 
 
 def list_scans(
-    conn: Conn, *, user_id: Any, status: ScanStatus | None = None, limit: int = 50,
+    conn: Conn,
+    *,
+    user_id: Any,
+    status: ScanStatus | None = None,
+    limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[ScanRow], int]:
     """One page of the user's scans, newest first, and the total that match."""
-    params = {"user_id": user_id, "status": status and str(status), "limit": limit,
-              "offset": offset}
-    where = ("WHERE s.user_id = %(user_id)s AND s.deleted_at IS NULL "
-             "AND (%(status)s::text IS NULL OR s.status = %(status)s::text)")
+    params = {
+        "user_id": user_id,
+        "status": status and str(status),
+        "limit": limit,
+        "offset": offset,
+    }
+    where = (
+        "WHERE s.user_id = %(user_id)s AND s.deleted_at IS NULL "
+        "AND (%(status)s::text IS NULL OR s.status = %(status)s::text)"
+    )
     rows = conn.execute(
         f"SELECT {_COLUMNS} {_FROM} {where} ORDER BY s.created_at DESC, s.id "
         "LIMIT %(limit)s OFFSET %(offset)s",
@@ -219,8 +243,14 @@ def replace_scan_cards(conn: Conn, *, scan_id: Any, cards: list[ScanCardIn]) -> 
     for card in cards:
         xs = [p[0] for p in card.quad]
         ys = [p[1] for p in card.quad]
-        evidence = {**card.evidence, "predicted": {
-            "card_key": card.card_key, "set_code": card.set_code, "number": card.number}}
+        evidence = {
+            **card.evidence,
+            "predicted": {
+                "card_key": card.card_key,
+                "set_code": card.set_code,
+                "number": card.number,
+            },
+        }
         conn.execute(
             """
             INSERT INTO scan_cards (scan_id, card_index, card_id, bounding_box, quad,
@@ -246,13 +276,21 @@ def replace_scan_cards(conn: Conn, *, scan_id: Any, cards: list[ScanCardIn]) -> 
                 review_status = NULL, reviewed_by = NULL, reviewed_at = NULL
             """,
             {
-                "scan_id": scan_id, "idx": card.card_index, "card_key": card.card_key,
-                "bbox": Jsonb([min(xs), min(ys), max(xs), max(ys)]), "quad": Jsonb(card.quad),
-                "crop": card.crop_key, "name": card.name,
-                "pct": round(card.confidence * 100, 2), "conf": card.confidence,
-                "decision": str(card.decision), "candidates": Jsonb(card.candidates),
-                "evidence": Jsonb(evidence), "detector": card.versions.get("detector"),
-                "embedder": card.versions.get("embedder"), "index": card.versions.get("index"),
+                "scan_id": scan_id,
+                "idx": card.card_index,
+                "card_key": card.card_key,
+                "bbox": Jsonb([min(xs), min(ys), max(xs), max(ys)]),
+                "quad": Jsonb(card.quad),
+                "crop": card.crop_key,
+                "name": card.name,
+                "pct": round(card.confidence * 100, 2),
+                "conf": card.confidence,
+                "decision": str(card.decision),
+                "candidates": Jsonb(card.candidates),
+                "evidence": Jsonb(evidence),
+                "detector": card.versions.get("detector"),
+                "embedder": card.versions.get("embedder"),
+                "index": card.versions.get("index"),
             },
         )
 

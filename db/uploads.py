@@ -28,14 +28,27 @@ _COLUMNS = """id, user_id, sha256, size_bytes, media_type, width, height, storag
 
 
 def insert_upload(
-    conn: Conn, *, user_id: Any, sha256: str, size_bytes: int, media_type: str,
-    width: int | None, height: int | None, storage_key: str, original_filename: str | None,
+    conn: Conn,
+    *,
+    user_id: Any,
+    sha256: str,
+    size_bytes: int,
+    media_type: str,
+    width: int | None,
+    height: int | None,
+    storage_key: str,
+    original_filename: str | None,
 ) -> tuple[UploadRow, bool]:
     """The user's upload of these bytes, and whether this call created it."""
     params = {
-        "user_id": user_id, "sha256": sha256, "size_bytes": size_bytes,
-        "media_type": media_type, "width": width, "height": height,
-        "storage_key": storage_key, "original_filename": original_filename,
+        "user_id": user_id,
+        "sha256": sha256,
+        "size_bytes": size_bytes,
+        "media_type": media_type,
+        "width": width,
+        "height": height,
+        "storage_key": storage_key,
+        "original_filename": original_filename,
     }
     row = conn.execute(
         f"""

@@ -33,8 +33,11 @@ def broker_config() -> dict:
             # https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html
             "broker_transport_options": {
                 "visibility_timeout": settings.broker_visibility_timeout_s,
-                **({"global_keyprefix": settings.broker_key_prefix}
-                   if settings.broker_key_prefix else {}),
+                **(
+                    {"global_keyprefix": settings.broker_key_prefix}
+                    if settings.broker_key_prefix
+                    else {}
+                ),
             },
         }
     folder = broker_folder()
@@ -89,8 +92,12 @@ def make_app() -> Celery:
 def get_app() -> Celery:
     """The process's app, rebuilt if the broker settings changed (tests switch brokers)."""
     global _app, _app_key
-    key = (settings.broker_url, str(settings.var_dir), settings.broker_visibility_timeout_s,
-           settings.broker_key_prefix)
+    key = (
+        settings.broker_url,
+        str(settings.var_dir),
+        settings.broker_visibility_timeout_s,
+        settings.broker_key_prefix,
+    )
     with _lock:
         if _app is None or _app_key != key:
             _app, _app_key = make_app(), key

@@ -55,9 +55,15 @@ def check_size(data: bytes) -> None:
 
 
 def register_photo(
-    conn: Conn | None = None, *, user_id: Any, data: bytes, filename: str | None,
-    trigger: Trigger | str = Trigger.API, idempotency_key: str | None = None,
-    location: str | None = None, storage: Storage | None = None,
+    conn: Conn | None = None,
+    *,
+    user_id: Any,
+    data: bytes,
+    filename: str | None,
+    trigger: Trigger | str = Trigger.API,
+    idempotency_key: str | None = None,
+    location: str | None = None,
+    storage: Storage | None = None,
 ) -> tuple[Any, bool]:
     """The scan of this photo for this user, and whether this call created it."""
     # vision.decode imports OpenCV at its top; importing it here keeps `import api.main` light.
@@ -74,23 +80,35 @@ def register_photo(
             existing = _existing_scan(c, user_id=user_id, sha256=sha256, key=idempotency_key)
             if existing is None:
                 upload, _ = uploads.insert_upload(
-                    c, user_id=user_id, sha256=sha256, size_bytes=len(data),
-                    media_type=info.media_type, width=info.width, height=info.height,
-                    storage_key=key, original_filename=filename and filename[:512],
+                    c,
+                    user_id=user_id,
+                    sha256=sha256,
+                    size_bytes=len(data),
+                    media_type=info.media_type,
+                    width=info.width,
+                    height=info.height,
+                    storage_key=key,
+                    original_filename=filename and filename[:512],
                 )
                 scan_id = scans.insert_scan(
-                    c, user_id=user_id, upload_id=upload.id, image_url=key,
-                    trigger=Trigger(trigger), idempotency_key=idempotency_key,
+                    c,
+                    user_id=user_id,
+                    upload_id=upload.id,
+                    image_url=key,
+                    trigger=Trigger(trigger),
+                    idempotency_key=idempotency_key,
                     location=location,
                 )
                 if scan_id is None:  # a concurrent request with these bytes or key won
-                    existing = _existing_scan(c, user_id=user_id, sha256=sha256,
-                                              key=idempotency_key)
+                    existing = _existing_scan(
+                        c, user_id=user_id, sha256=sha256, key=idempotency_key
+                    )
                     if existing is None:
                         raise ConflictError("a concurrent upload of this photo was deleted")
                 else:
-                    job_id = jobs.insert_job(c, scan_id=scan_id, trigger=trigger,
-                                             celery_task_id=task_id)
+                    job_id = jobs.insert_job(
+                        c, scan_id=scan_id, trigger=trigger, celery_task_id=task_id
+                    )
         if existing is not None:
             scan, job = existing
             if scan.status == ScanStatus.PENDING and job is not None and not job.celery_task_id:
@@ -102,7 +120,11 @@ def register_photo(
 
 
 def _existing_scan(
-    c: Conn, *, user_id: Any, sha256: str, key: str | None,
+    c: Conn,
+    *,
+    user_id: Any,
+    sha256: str,
+    key: str | None,
 ) -> tuple[scans.ScanRow, jobs.JobRow | None] | None:
     """The user's live scan for this key or these bytes, with its latest job."""
     upload = uploads.get_upload_by_sha(c, user_id=user_id, sha256=sha256)
@@ -117,7 +139,11 @@ def _existing_scan(
 
 
 def publish_scan(
-    c: Conn, *, scan_id: Any, job_id: Any, task_id: str | None = None,
+    c: Conn,
+    *,
+    scan_id: Any,
+    job_id: Any,
+    task_id: str | None = None,
 ) -> None:
     """Send process_scan(scan_id) to the queue. `task_id` is the one already on the job row;
     without it a new one is noted after publishing. A failed publish clears the job's task id,
@@ -125,8 +151,13 @@ def publish_scan(
     new_id = task_id or str(uuid.uuid4())
     try:
         get_app().send_task(
-            PROCESS_SCAN, args=[str(scan_id)], task_id=new_id, queue=QUEUE, routing_key=QUEUE,
-            retry=True, retry_policy=PUBLISH_RETRY,
+            PROCESS_SCAN,
+            args=[str(scan_id)],
+            task_id=new_id,
+            queue=QUEUE,
+            routing_key=QUEUE,
+            retry=True,
+            retry_policy=PUBLISH_RETRY,
         )
     except Exception as exc:  # kombu, redis and OS errors all mean the same: not queued
         log.warning("could not enqueue scan %s: %s", scan_id, exc)

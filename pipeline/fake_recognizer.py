@@ -27,7 +27,9 @@ class FakeRecognizer:
     """Same public surface as Recognizer: load(), warmup(), recognize(data)."""
 
     versions = {
-        "detector": "fake-detector-1", "embedder": "fake-embedder-1", "index": "fake-index-1",
+        "detector": "fake-detector-1",
+        "embedder": "fake-embedder-1",
+        "index": "fake-index-1",
     }
 
     def __init__(self, delay_s: float | None = None) -> None:
@@ -60,13 +62,28 @@ class FakeRecognizer:
         runner_up = CARDS[(pick + 1) % len(CARDS)]
         card = RecognizedCard(
             quad=[[x0, y0], [x1, y0], [x1, y1], [x0, y1]],
-            crop=crop, card_key=key, name=name, set_code=set_code, number=number,
-            confidence=0.97, decision="auto_accepted",
+            crop=crop,
+            card_key=key,
+            name=name,
+            set_code=set_code,
+            number=number,
+            confidence=0.97,
+            decision="auto_accepted",
             candidates=[
-                {"card_key": key, "score": 0.97, "name": name, "set_code": set_code,
-                 "number": number},
-                {"card_key": runner_up[0], "score": 0.41, "name": runner_up[1],
-                 "set_code": runner_up[2], "number": runner_up[3]},
+                {
+                    "card_key": key,
+                    "score": 0.97,
+                    "name": name,
+                    "set_code": set_code,
+                    "number": number,
+                },
+                {
+                    "card_key": runner_up[0],
+                    "score": 0.41,
+                    "name": runner_up[1],
+                    "set_code": runner_up[2],
+                    "number": runner_up[3],
+                },
             ],
             evidence={"fake": True},
         )
@@ -74,5 +91,7 @@ class FakeRecognizer:
         return PhotoResult(
             cards=[card],
             timings_ms={"decode": (decoded - start) * 1e3, "recognize": (done - decoded) * 1e3},
-            versions=dict(self.versions), width=w, height=h,
+            versions=dict(self.versions),
+            width=w,
+            height=h,
         )

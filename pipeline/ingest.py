@@ -95,14 +95,22 @@ def register_folder(
 
 
 def _register_one(
-    path: Path, folder: Path, user_id: Any, location: str | None, storage: Storage,
+    path: Path,
+    folder: Path,
+    user_id: Any,
+    location: str | None,
+    storage: Storage,
     summary: IngestSummary,
 ) -> str:
     rel = str(path.relative_to(folder))
     try:
         data = path.read_bytes()
         scan_id, created = _register_with_retry(
-            user_id=user_id, data=data, filename=rel, location=location, storage=storage,
+            user_id=user_id,
+            data=data,
+            filename=rel,
+            location=location,
+            storage=storage,
         )
     except TransientError as exc:
         summary.unregistered.append((rel, f"{exc.code}: {exc.detail}"))

@@ -31,11 +31,21 @@ COLUMNS = ("card_key", "source", "price", "currency", "condition", "listing_type
 LISTING_TYPES = {"market", "low", "mid", "high", "sale", "listing"}
 
 RARITY_BASE = {"common": 0.15, "uncommon": 0.35, "rare": 2.0, "mythic": 6.0, "special": 12.0}
-VARIANT_FACTOR = {"borderless": 3.0, "showcase": 2.2, "extended": 1.8, "fullart": 4.0,
-                  "promo": 2.5, "digital": 0.5}
-CONDITION_FACTOR = {Condition.NEAR_MINT: 1.0, Condition.LIGHTLY_PLAYED: 0.85,
-                    Condition.MODERATELY_PLAYED: 0.7, Condition.HEAVILY_PLAYED: 0.5,
-                    Condition.DAMAGED: 0.3}
+VARIANT_FACTOR = {
+    "borderless": 3.0,
+    "showcase": 2.2,
+    "extended": 1.8,
+    "fullart": 4.0,
+    "promo": 2.5,
+    "digital": 0.5,
+}
+CONDITION_FACTOR = {
+    Condition.NEAR_MINT: 1.0,
+    Condition.LIGHTLY_PLAYED: 0.85,
+    Condition.MODERATELY_PLAYED: 0.7,
+    Condition.HEAVILY_PLAYED: 0.5,
+    Condition.DAMAGED: 0.3,
+}
 SOURCES = ("tcgplayer", "ebay", "cardmarket")
 
 
@@ -103,8 +113,9 @@ def _parse_row(rec: dict[str, str], known_keys: set[str]) -> prices_db.PricePoin
         observed = _parse_time(rec["observed_at"])
     except ValueError:
         raise ValueError(f"observed_at {rec['observed_at']!r} is not ISO 8601") from None
-    return prices_db.PricePoint(key, source, price.quantize(Decimal("0.01")), currency,
-                                condition, listing, observed)
+    return prices_db.PricePoint(
+        key, source, price.quantize(Decimal("0.01")), currency, condition, listing, observed
+    )
 
 
 def import_prices(path: Path) -> PriceImportReport:
@@ -127,8 +138,9 @@ def base_price(card: dict) -> float:
     rarity = (card.get("rarity") or "").lower()
     if rarity not in RARITY_BASE:
         u = _unit(card["card_key"], "rarity")
-        rarity = ("common" if u < 0.55 else "uncommon" if u < 0.8 else "rare" if u < 0.95
-                  else "mythic")
+        rarity = (
+            "common" if u < 0.55 else "uncommon" if u < 0.8 else "rare" if u < 0.95 else "mythic"
+        )
     level = RARITY_BASE[rarity] * VARIANT_FACTOR.get((card.get("variant") or "").lower(), 1.0)
     # A card-specific log-normal factor (sigma 0.8): some rares are bulk, some are staples.
     z = NormalDist().inv_cdf(min(max(_unit(card["card_key"], "level"), 1e-9), 1 - 1e-9))
@@ -136,8 +148,13 @@ def base_price(card: dict) -> float:
 
 
 def generate_prices(
-    cards: list[dict], *, seed: int = 0, days: int = 60, per_card: int = 12,
-    end: datetime | None = None, outlier_rate: float = 0.02,
+    cards: list[dict],
+    *,
+    seed: int = 0,
+    days: int = 60,
+    per_card: int = 12,
+    end: datetime | None = None,
+    outlier_rate: float = 0.02,
 ) -> list[dict]:
     """CSV-ready rows (COLUMNS) of `per_card` observations per card over the last `days` days."""
     rng = np.random.default_rng(seed)
@@ -155,12 +172,17 @@ def generate_prices(
             if rng.random() < outlier_rate:
                 price *= rng.uniform(4, 10) if rng.random() < 0.6 else rng.uniform(0.05, 0.2)
             observed = end - timedelta(days=int(days - 1 - d), hours=int(rng.integers(0, 24)))
-            rows.append({
-                "card_key": card["card_key"], "source": SOURCES[rng.integers(len(SOURCES))],
-                "price": f"{max(0.01, price):.2f}", "currency": "USD",
-                "condition": str(condition), "listing_type": "sale",
-                "observed_at": observed.isoformat(),
-            })
+            rows.append(
+                {
+                    "card_key": card["card_key"],
+                    "source": SOURCES[rng.integers(len(SOURCES))],
+                    "price": f"{max(0.01, price):.2f}",
+                    "currency": "USD",
+                    "condition": str(condition),
+                    "listing_type": "sale",
+                    "observed_at": observed.isoformat(),
+                }
+            )
     return rows
 
 

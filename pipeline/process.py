@@ -81,24 +81,39 @@ def _cards(result: Any, storage: Storage) -> list[ScanCardIn]:
             crop_key = storage.put(
                 _encode_crop(card.crop), prefix="crops", content_type="image/jpeg"
             )
-        out.append(ScanCardIn(
-            card_index=index,
-            quad=[[float(x), float(y)] for x, y in card.quad],
-            crop_key=crop_key, card_key=card.card_key, name=card.name,
-            set_code=card.set_code, number=card.number and str(card.number),
-            confidence=min(max(float(card.confidence), 0.0), 1.0),
-            decision=Decision(str(card.decision)),
-            candidates=_jsonable(list(card.candidates)),
-            evidence=_jsonable({**(card.evidence or {}),
-                                **({"detection_score": card.detection_score}
-                                   if hasattr(card, "detection_score") else {})}),
-            versions=versions,
-        ))
+        out.append(
+            ScanCardIn(
+                card_index=index,
+                quad=[[float(x), float(y)] for x, y in card.quad],
+                crop_key=crop_key,
+                card_key=card.card_key,
+                name=card.name,
+                set_code=card.set_code,
+                number=card.number and str(card.number),
+                confidence=min(max(float(card.confidence), 0.0), 1.0),
+                decision=Decision(str(card.decision)),
+                candidates=_jsonable(list(card.candidates)),
+                evidence=_jsonable(
+                    {
+                        **(card.evidence or {}),
+                        **(
+                            {"detection_score": card.detection_score}
+                            if hasattr(card, "detection_score")
+                            else {}
+                        ),
+                    }
+                ),
+                versions=versions,
+            )
+        )
     return out
 
 
 def run_scan(
-    scan_id: Any, *, task_id: str | None = None, recognizer: Any = None,
+    scan_id: Any,
+    *,
+    task_id: str | None = None,
+    recognizer: Any = None,
     storage: Storage | None = None,
 ) -> dict:
     """Process one scan; returns a small summary. Raises TransientError or ModelNotReadyError
@@ -110,8 +125,9 @@ def run_scan(
             if not locked:
                 return {"scan_id": str(scan_id), "status": "busy"}
             try:
-                return _run_locked(conn, scan_id, task_id=task_id, recognizer=recognizer,
-                                   storage=storage)
+                return _run_locked(
+                    conn, scan_id, task_id=task_id, recognizer=recognizer, storage=storage
+                )
             finally:
                 if not conn.closed:
                     try:
@@ -124,28 +140,40 @@ def run_scan(
 
 
 def _run_locked(
-    conn: Conn, scan_id: Any, *, task_id: str | None, recognizer: Any,
+    conn: Conn,
+    scan_id: Any,
+    *,
+    task_id: str | None,
+    recognizer: Any,
     storage: Storage | None,
 ) -> dict:
     with conn.transaction():
         scan = scans.get_scan(conn, scan_id=scan_id)
         if scan is None or scan.status in (ScanStatus.COMPLETED, ScanStatus.FAILED):
             # Done already (a redelivered message) or deleted: nothing to redo.
-            return {"scan_id": str(scan_id), "status": scan.status if scan else "missing",
-                    "skipped": True}
+            return {
+                "scan_id": str(scan_id),
+                "status": scan.status if scan else "missing",
+                "skipped": True,
+            }
         scan = scans.mark_processing(conn, scan_id=scan_id)
-        job_id = jobs.start_job(conn, scan_id=scan_id, celery_task_id=task_id,
-                                worker=f"{socket.gethostname()}:{os.getpid()}")
+        job_id = jobs.start_job(
+            conn,
+            scan_id=scan_id,
+            celery_task_id=task_id,
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+        )
     timings: dict[str, float] = {}
     storage = storage or open_storage()
     assert scan is not None  # mark_processing found it under our lock a moment ago
     if scan.attempts > settings.max_scan_attempts:
         # Every earlier run died without a word (an out-of-memory kill, a hard time limit): a
         # photo that kills workers must not go round the queue for ever.
-        reason = (f"gave up after {scan.attempts - 1} runs that did not finish "
-                  "(the worker was lost or killed)")
-        return _fail(conn, scan_id, job_id, timings, "too_many_attempts", reason,
-                     "TooManyAttempts")
+        reason = (
+            f"gave up after {scan.attempts - 1} runs that did not finish "
+            "(the worker was lost or killed)"
+        )
+        return _fail(conn, scan_id, job_id, timings, "too_many_attempts", reason, "TooManyAttempts")
     try:
         start = time.perf_counter()
         data = storage.get(scan.image_url)
@@ -158,8 +186,14 @@ def _run_locked(
     except (TransientError, ModelNotReadyError) as exc:  # worth a retry later
         with conn.transaction():
             scans.requeue_scan(conn, scan_id=scan_id)
-            jobs.finish_job(conn, job_id=job_id, status=JobStatus.RETRYING, stage_timings=timings,
-                            error_type=type(exc).__name__, error_message=exc.detail)
+            jobs.finish_job(
+                conn,
+                job_id=job_id,
+                status=JobStatus.RETRYING,
+                stage_timings=timings,
+                error_type=type(exc).__name__,
+                error_message=exc.detail,
+            )
         raise
     except Exception as exc:  # noqa: BLE001 - anything but a transient error fails the scan
         code, reason = _failure(exc)
@@ -169,19 +203,30 @@ def _run_locked(
     timings["total"] = sum(timings.values())
     with conn.transaction():
         scans.replace_scan_cards(conn, scan_id=scan_id, cards=cards)
-        scans.complete_scan(conn, scan_id=scan_id, model_versions=_jsonable(dict(result.versions)),
-                            n_cards=len(cards))
+        scans.complete_scan(
+            conn,
+            scan_id=scan_id,
+            model_versions=_jsonable(dict(result.versions)),
+            n_cards=len(cards),
+        )
         jobs.finish_job(conn, job_id=job_id, status=JobStatus.SUCCEEDED, stage_timings=timings)
     return {"scan_id": str(scan_id), "status": "completed", "cards": len(cards)}
 
 
-def _fail(conn: Conn, scan_id: Any, job_id: Any, timings: dict, code: str, reason: str,
-          error_type: str) -> dict:
+def _fail(
+    conn: Conn, scan_id: Any, job_id: Any, timings: dict, code: str, reason: str, error_type: str
+) -> dict:
     """Fail the scan and its job with a reason, in one transaction."""
     with conn.transaction():
         scans.fail_scan(conn, scan_id=scan_id, error_code=code, error_message=reason)
-        jobs.finish_job(conn, job_id=job_id, status=JobStatus.FAILED, stage_timings=timings,
-                        error_type=error_type, error_message=reason)
+        jobs.finish_job(
+            conn,
+            job_id=job_id,
+            status=JobStatus.FAILED,
+            stage_timings=timings,
+            error_type=error_type,
+            error_message=reason,
+        )
     return {"scan_id": str(scan_id), "status": "failed", "code": code}
 
 
@@ -197,10 +242,19 @@ def _failure(exc: Exception) -> tuple[str, str]:
 def fail_after_retries(scan_id: Any, exc: ScanError) -> None:
     """Give up on a scan whose transient error outlasted every retry."""
     with connection() as conn, conn.transaction():
-        scans.fail_scan(conn, scan_id=scan_id, error_code=exc.code,
-                        error_message=f"gave up after retries: {exc.detail}")
+        scans.fail_scan(
+            conn,
+            scan_id=scan_id,
+            error_code=exc.code,
+            error_message=f"gave up after retries: {exc.detail}",
+        )
         job = jobs.latest_job(conn, scan_id=scan_id)
         if job is not None:
-            jobs.finish_job(conn, job_id=job.id, status=JobStatus.FAILED,
-                            stage_timings=job.stage_timings, error_type=type(exc).__name__,
-                            error_message=exc.detail)
+            jobs.finish_job(
+                conn,
+                job_id=job.id,
+                status=JobStatus.FAILED,
+                stage_timings=job.stage_timings,
+                error_type=type(exc).__name__,
+                error_message=exc.detail,
+            )

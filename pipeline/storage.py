@@ -38,7 +38,11 @@ class Storage(ABC):
     url_scheme: str
 
     def put(
-        self, data: bytes, *, key: str | None = None, prefix: str = "objects",
+        self,
+        data: bytes,
+        *,
+        key: str | None = None,
+        prefix: str = "objects",
         content_type: str = "application/octet-stream",
     ) -> str:
         key = key or content_key(data, prefix=prefix, content_type=content_type)

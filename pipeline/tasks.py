@@ -25,9 +25,15 @@ def retry_delay(retries: int, *, base_s: float = 1.0, cap_s: float = 60.0) -> fl
     return random.uniform(0, min(cap_s, base_s * 2**retries))
 
 
-@app.task(name=PROCESS_SCAN, bind=True, acks_late=True, reject_on_worker_lost=True,
-          max_retries=settings.task_max_retries, soft_time_limit=settings.scan_time_limit_s,
-          time_limit=settings.scan_time_limit_s + settings.scan_kill_grace_s)
+@app.task(
+    name=PROCESS_SCAN,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=settings.task_max_retries,
+    soft_time_limit=settings.scan_time_limit_s,
+    time_limit=settings.scan_time_limit_s + settings.scan_kill_grace_s,
+)
 def process_scan(self, scan_id: str) -> dict:  # noqa: ANN001
     """Recognise the scan's photo and record its cards; a finished scan is not redone."""
     try:

@@ -87,9 +87,14 @@ def price_stats(prices: list[float], *, k: float = 3.0, level: float = 0.95) -> 
     kept, rejected = reject_outliers(prices, k=k)
     lower, upper, coverage = median_interval(kept, level=level)
     return PriceStats(
-        fmv=median(kept), ci_lower=lower, ci_upper=upper, coverage=coverage,
-        sample_size=len(kept), outliers_rejected=len(rejected),
-        min_price=kept[0], max_price=kept[-1],
+        fmv=median(kept),
+        ci_lower=lower,
+        ci_upper=upper,
+        coverage=coverage,
+        sample_size=len(kept),
+        outliers_rejected=len(rejected),
+        min_price=kept[0],
+        max_price=kept[-1],
     )
 
 
@@ -107,8 +112,12 @@ class ValuationReport:
 
 
 def valuate(
-    *, now: datetime | None = None, window_days: int = 90, ttl_hours: int = 24,
-    currency: str = "USD", k: float = 3.0,
+    *,
+    now: datetime | None = None,
+    window_days: int = 90,
+    ttl_hours: int = 24,
+    currency: str = "USD",
+    k: float = 3.0,
 ) -> ValuationReport:
     """Value every card with prices in the window, restamp inventories, write today's snapshots."""
     now = (now or datetime.now(UTC)).replace(tzinfo=None, microsecond=0)
@@ -122,12 +131,18 @@ def valuate(
                 continue
             rows.append(
                 prices_db.Valuation(
-                    card_id=group.card_id, condition=group.condition, currency=group.currency,
-                    fmv=_cents(stats.fmv), ci_lower=_cents(stats.ci_lower),
-                    ci_upper=_cents(stats.ci_upper), sample_size=stats.sample_size,
+                    card_id=group.card_id,
+                    condition=group.condition,
+                    currency=group.currency,
+                    fmv=_cents(stats.fmv),
+                    ci_lower=_cents(stats.ci_lower),
+                    ci_upper=_cents(stats.ci_upper),
+                    sample_size=stats.sample_size,
                     outliers_rejected=stats.outliers_rejected,
-                    min_price=_cents(stats.min_price), max_price=_cents(stats.max_price),
-                    median_price=_cents(stats.fmv), computed_at=now,
+                    min_price=_cents(stats.min_price),
+                    max_price=_cents(stats.max_price),
+                    median_price=_cents(stats.fmv),
+                    computed_at=now,
                     valid_until=now + timedelta(hours=ttl_hours),
                 )
             )
@@ -136,4 +151,3 @@ def valuate(
         report.snapshots = prices_db.write_snapshots(conn, snapshot_date=now.date())
         report.cards_without_prices = prices_db.count_unvalued_cards(conn)
     return report
-

@@ -27,7 +27,7 @@ def clustered_vectors(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
         spread = 0.35 / np.sqrt(dim)
         block = centers[idx] + spread * rng.standard_normal((len(idx), dim), dtype=np.float32)
         block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[start:start + len(idx)] = block
+        out[start : start + len(idx)] = block
     return out
 
 
@@ -72,13 +72,17 @@ def bench_faiss(n: int, *, dim: int = 256, queries: int = 500, seed: int = 0) ->
     times, hits = [], 0
     for i in range(queries):
         t = time.perf_counter()
-        _, ids = index.search(q[i:i + 1], 1)
+        _, ids = index.search(q[i : i + 1], 1)
         times.append((time.perf_counter() - t) * 1000)
         hits += int(ids[0, 0] == truth[i, 0])
     faiss.omp_set_num_threads(threads)
     kind = type(index).__name__
     return FaissResult(
-        n=n, kind=kind, build_s=build_s, memory_mb=memory_mb,
-        p50_ms=statistics.median(times), p95_ms=float(np.percentile(times, 95)),
+        n=n,
+        kind=kind,
+        build_s=build_s,
+        memory_mb=memory_mb,
+        p50_ms=statistics.median(times),
+        p95_ms=float(np.percentile(times, 95)),
         recall_at_1=hits / queries,
     )

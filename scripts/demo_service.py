@@ -52,7 +52,9 @@ def main(folder: Path) -> None:
     with log_path.open("ab") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "scripts.cli", "serve", "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
         )
     try:
         _wait_ready(base, server)
@@ -77,8 +79,11 @@ def main(folder: Path) -> None:
         for name, body in results.items():
             print(f"{name}: {body['status']}" + (f" ({body['error']})" if body["error"] else ""))
             for card in body.get("cards", []):
-                what = (f"{card['name']} [{card['set_code']} {card['number']}]"
-                        if card["card_key"] else "no match")
+                what = (
+                    f"{card['name']} [{card['set_code']} {card['number']}]"
+                    if card["card_key"]
+                    else "no match"
+                )
                 conf = card["confidence"] or 0.0
                 print(f"    #{card['card_index'] + 1} {card['decision']:<13} {conf:.3f}  {what}")
         for name in pending:

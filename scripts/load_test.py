@@ -54,8 +54,13 @@ def spawn(port: int) -> tuple[subprocess.Popen, str]:
     cli = [sys.executable, "-m", "scripts.cli"]
     VAR.mkdir(parents=True, exist_ok=True)
     log = open(VAR / "load_test_serve.log", "ab")  # noqa: SIM115 - lives with proc
-    proc = subprocess.Popen([*cli, "serve", "--port", str(port)], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [*cli, "serve", "--port", str(port)],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -66,8 +71,13 @@ def spawn(port: int) -> tuple[subprocess.Popen, str]:
         if proc.poll() is not None:
             raise SystemExit(f"cardscan serve exited; see {VAR / 'load_test_serve.log'}")
         time.sleep(0.5)
-    out = subprocess.run([*cli, "users", "create", f"load-{uuid.uuid4().hex[:8]}"], cwd=ROOT,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [*cli, "users", "create", f"load-{uuid.uuid4().hex[:8]}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return proc, out.stdout.strip().splitlines()[-1]
 
 
@@ -104,9 +114,12 @@ def wait_done(url: str, token: str, n: int, timeout: float) -> dict[str, int]:
     deadline = time.monotonic() + timeout
     counts: dict[str, int] = {}
     while time.monotonic() < deadline:
-        counts = {s: httpx.get(f"{url}/v1/scans", params={"status": s, "limit": 1},
-                               headers=headers, timeout=10).json()["total"]
-                  for s in ("pending", "processing", "completed", "failed")}
+        counts = {
+            s: httpx.get(
+                f"{url}/v1/scans", params={"status": s, "limit": 1}, headers=headers, timeout=10
+            ).json()["total"]
+            for s in ("pending", "processing", "completed", "failed")
+        }
         if counts["completed"] + counts["failed"] >= n:
             break
         time.sleep(1)
@@ -132,16 +145,23 @@ def main() -> None:
         raise SystemExit("pass --token (or CARDSCAN_TOKEN), or --spawn")
     try:
         photos = synthetic_photos(args.n)
-        print(f"{args.n} uploads of ~{sum(map(len, photos)) // len(photos) // 1024} KB, "
-              f"{args.concurrency} concurrent clients -> {args.url}")
+        print(
+            f"{args.n} uploads of ~{sum(map(len, photos)) // len(photos) // 1024} KB, "
+            f"{args.concurrency} concurrent clients -> {args.url}"
+        )
         start = time.perf_counter()
         latencies, errors, ids = asyncio.run(
-            upload_all(args.url, args.token, photos, args.concurrency))
+            upload_all(args.url, args.token, photos, args.concurrency)
+        )
         uploaded = time.perf_counter() - start
-        print(f"uploads: {len(ids)} accepted in {uploaded:.1f} s "
-              f"({len(latencies) / uploaded:.0f}/s); errors: {sum(errors.values())} {errors}")
-        print(f"upload latency ms: p50 {statistics.median(latencies):.1f}  "
-              f"p99 {percentile(latencies, 99):.1f}  max {max(latencies):.1f}")
+        print(
+            f"uploads: {len(ids)} accepted in {uploaded:.1f} s "
+            f"({len(latencies) / uploaded:.0f}/s); errors: {sum(errors.values())} {errors}"
+        )
+        print(
+            f"upload latency ms: p50 {statistics.median(latencies):.1f}  "
+            f"p99 {percentile(latencies, 99):.1f}  max {max(latencies):.1f}"
+        )
         counts = wait_done(args.url, args.token, len(ids), args.timeout)
         elapsed = time.perf_counter() - start
         done = counts.get("completed", 0) + counts.get("failed", 0)

@@ -20,8 +20,16 @@ def _require_migrated() -> None:
 def worker_argv(concurrency: int = 1, loglevel: str = "info") -> list[str]:
     """The Celery worker command line: queue `scans`, no gossip/mingle (one-queue service)."""
     return [
-        "worker", "-Q", "scans", "-c", str(concurrency), "-l", loglevel,
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "worker",
+        "-Q",
+        "scans",
+        "-c",
+        str(concurrency),
+        "-l",
+        loglevel,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
     ]
 
 
@@ -47,8 +55,13 @@ def api(
     from api.settings import settings
 
     _require_migrated()
-    uvicorn.run("api.main:app", host=host or settings.api_host, port=port or settings.api_port,
-                workers=workers, log_level="info")
+    uvicorn.run(
+        "api.main:app",
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 def serve(

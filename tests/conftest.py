@@ -20,13 +20,27 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 CATALOG_DIR = SHARED_DATA / "catalog"
 PHOTOS_DIR = SHARED_DATA / "photos"
-SERVER_URL = os.environ.get("CARDSCAN_TEST_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SERVER_URL = os.environ.get(
+    "CARDSCAN_TEST_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 # Tables emptied between tests that ask for `clean_db`; the catalog stays.
 USER_TABLES = (
-    "audit_log", "training_examples", "model_metrics", "jobs", "portfolio_snapshots",
-    "card_valuations", "card_prices", "price_sources", "inventory_entries", "scan_cards",
-    "scans", "uploads", "admin_users", "api_tokens", "users",
+    "audit_log",
+    "training_examples",
+    "model_metrics",
+    "jobs",
+    "portfolio_snapshots",
+    "card_valuations",
+    "card_prices",
+    "price_sources",
+    "inventory_entries",
+    "scan_cards",
+    "scans",
+    "uploads",
+    "admin_users",
+    "api_tokens",
+    "users",
 )
 
 

@@ -10,8 +10,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-DSK_PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "photos" / \
-    "images" / "dsk_nextdoorpsycho"
+DSK_PHOTOS = (
+    Path(__file__).resolve().parent.parent.parent
+    / "shared"
+    / "data"
+    / "photos"
+    / "images"
+    / "dsk_nextdoorpsycho"
+)
 
 
 def photo(seed: int = 0, *, size: tuple[int, int] = (320, 240), fmt: str = "JPEG") -> bytes:
@@ -38,9 +44,14 @@ def truncated_png(seed: int = 0) -> bytes:
 
 def bomb_png(width: int = 30_000, height: int = 30_000) -> bytes:
     """A small PNG whose header claims width x height pixels (a decompression bomb)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     # One row of zeros per scanline would be huge; a few compressed rows are enough to parse.

@@ -54,10 +54,15 @@ def make_scan(
             RETURNING id
             """,
             {
-                "scan": scan, "i": i, "key": card.get("card_key"),
-                "bbox": Jsonb([0, 0, 10, 14]), "quad": Jsonb([[0, 0], [10, 0], [10, 14], [0, 14]]),
-                "crop": crop, "conf": card.get("confidence", 0.5),
-                "decision": card.get("decision", "needs_review"), "cands": Jsonb(candidates),
+                "scan": scan,
+                "i": i,
+                "key": card.get("card_key"),
+                "bbox": Jsonb([0, 0, 10, 14]),
+                "quad": Jsonb([[0, 0], [10, 0], [10, 14], [0, 14]]),
+                "crop": crop,
+                "conf": card.get("confidence", 0.5),
+                "decision": card.get("decision", "needs_review"),
+                "cands": Jsonb(candidates),
             },
         ).fetchone()
         ids.append(row["id"])

@@ -66,17 +66,29 @@ class SeaweedS3:
         ports = {name: next(spare) for name in names}
         grpc = {name: next(spare) for name in (*names, "s3")}
         cmd = [
-            weed_binary(), "server", f"-dir={self.data_dir}", "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1", "-s3", f"-s3.port={self.s3_port}",
-            f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
-            f"-filer.port={ports['filer']}", f"-s3.port.grpc={grpc['s3']}",
+            weed_binary(),
+            "server",
+            f"-dir={self.data_dir}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-s3",
+            f"-s3.port={self.s3_port}",
+            f"-master.port={ports['master']}",
+            f"-volume.port={ports['volume']}",
+            f"-filer.port={ports['filer']}",
+            f"-s3.port.grpc={grpc['s3']}",
             *(f"-{name}.port.grpc={grpc[name]}" for name in names),
-            f"-s3.port.iceberg={next(spare)}", f"-s3.port.lance={next(spare)}",
-            "-volume.max=200", "-master.volumeSizeLimitMB=16",
+            f"-s3.port.iceberg={next(spare)}",
+            f"-s3.port.lance={next(spare)}",
+            "-volume.max=200",
+            "-master.volumeSizeLimitMB=16",
         ]
         log = (self.data_dir / "weed.log").open("ab")
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key,
-               "AWS_SECRET_ACCESS_KEY": self.secret_key}
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+        }
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         self._wait(timeout)
 
@@ -85,8 +97,11 @@ class SeaweedS3:
         from botocore.config import Config
 
         client = boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
             config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5),
         )
         deadline = time.monotonic() + timeout

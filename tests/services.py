@@ -45,22 +45,49 @@ class PrivatePostgres:
             shutil.chown(self.data_dir, self.user, self.user)
         self.log_path = self.data_dir / "server.log"  # written by the server's own user
         [self.port] = free_ports(1)
-        self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-                  "--encoding=utf8", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=utf8",
+            "--no-sync",
+        )
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, exe: str, *args: str, timeout: float = 60) -> None:
-        subprocess.run([str(self.bin / exe), *args], check=True, capture_output=True,
-                       timeout=timeout, user=self.user)
+        subprocess.run(
+            [str(self.bin / exe), *args],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+            user=self.user,
+        )
 
     def start(self) -> None:
         # fsync off: the tests restart the server, they never crash the machine.
-        options = (f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -F "
-                   "-c max_connections=60 -c shared_buffers=16MB")
-        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_path), "-w", "-t", "60",
-                  "-o", options, "start", timeout=90)
+        options = (
+            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -F "
+            "-c max_connections=60 -c shared_buffers=16MB"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_path),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+            timeout=90,
+        )
 
     def stop(self) -> None:
         """Fast shutdown: open sessions are ended, as in a restart by an operator."""
@@ -96,9 +123,23 @@ class PrivateRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.data_dir / "redis.log"
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.data_dir), "--logfile", str(log)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.data_dir),
+                "--logfile",
+                str(log),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
         )
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
 

@@ -50,17 +50,29 @@ def find_cards(
     """Catalog printings matching free text (name, set code or name, collector number)."""
     with connection() as conn:
         hits = search_cards(conn, q=q, limit=limit, game=game)
-    return CardList(items=[
-        CardPublic(card_key=h.card_key, name=h.name, game=h.game, set_code=h.set_code,
-                   set_name=h.set_name, number=h.card_number, variant=h.variant,
-                   image_url=card_image_url(request, h.card_key) if h.image_key else None,
-                   score=h.score)
-        for h in hits
-    ])
+    return CardList(
+        items=[
+            CardPublic(
+                card_key=h.card_key,
+                name=h.name,
+                game=h.game,
+                set_code=h.set_code,
+                set_name=h.set_name,
+                number=h.card_number,
+                variant=h.variant,
+                image_url=card_image_url(request, h.card_key) if h.image_key else None,
+                score=h.score,
+            )
+            for h in hits
+        ]
+    )
 
 
-@router.get("/v1/cards/{card_key}/image", name="card_image",
-            responses={200: {"content": {"image/jpeg": {}}}, **error_responses(404)})
+@router.get(
+    "/v1/cards/{card_key}/image",
+    name="card_image",
+    responses={200: {"content": {"image/jpeg": {}}}, **error_responses(404)},
+)
 def card_image(card_key: str) -> Response:
     """A printing's reference image from storage (public: the catalog is public data)."""
     with connection() as conn:
@@ -72,5 +84,6 @@ def card_image(card_key: str) -> Response:
         raise NotFoundError(f"card {card_key} has no image")
     data = open_storage().get(row["image_key"])
     # Keys are content hashes, so an image under one key never changes.
-    return Response(data, media_type="image/jpeg",
-                    headers={"Cache-Control": "public, max-age=86400, immutable"})
+    return Response(
+        data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400, immutable"}
+    )

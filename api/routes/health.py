@@ -32,15 +32,22 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Readiness, summary="Readiness",
-            responses={503: {"model": Readiness, "description": "Not ready"}})
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness",
+    responses={503: {"model": Readiness, "description": "Not ready"}},
+)
 def readyz() -> JSONResponse:
     """Ready when the database is reachable and migrated and the broker is reachable."""
     from db.migrate import require_migrated
     from pipeline.enqueue import queue_depth
 
     body: dict[str, Any] = {
-        "status": "ready", "database": "ok", "broker": "ok", "queue_depth": None,
+        "status": "ready",
+        "database": "ok",
+        "broker": "ok",
+        "queue_depth": None,
     }
     try:
         require_migrated()
@@ -53,8 +60,9 @@ def readyz() -> JSONResponse:
     ready = body["database"] == "ok" and body["broker"] == "ok"
     if not ready:
         body["status"] = "not_ready"
-        return JSONResponse(body, status_code=503,
-                            headers={"Retry-After": str(settings.retry_after_s)})
+        return JSONResponse(
+            body, status_code=503, headers={"Retry-After": str(settings.retry_after_s)}
+        )
     return JSONResponse(body)
 
 

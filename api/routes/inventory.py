@@ -151,8 +151,11 @@ class InventoryValue(BaseModel):
     history: list[ValueSnapshot]
 
 
-@router.post("/v1/scans/{scan_id}/confirm", response_model=ScanConfirmed,
-             responses=error_responses(400, 401, 404, 409, 422))
+@router.post(
+    "/v1/scans/{scan_id}/confirm",
+    response_model=ScanConfirmed,
+    responses=error_responses(400, 401, 404, 409, 422),
+)
 def confirm_scan(scan_id: UUID, body: ScanConfirm, user: User) -> ScanConfirmed:
     """Save this scan's cards into your inventory; repeating it never doubles a quantity."""
     with connection() as conn, conn.transaction():
@@ -161,17 +164,28 @@ def confirm_scan(scan_id: UUID, body: ScanConfirm, user: User) -> ScanConfirmed:
             raise NotFoundError(f"scan {scan_id} not found")
         if scan.status != ScanStatus.COMPLETED:
             raise ConflictError(f"scan {scan_id} is {scan.status}, not completed")
-        items = None if body.cards is None else [
-            ScanConfirmItem(c.card_index, c.condition, c.quantity) for c in body.cards
-        ]
+        items = (
+            None
+            if body.cards is None
+            else [ScanConfirmItem(c.card_index, c.condition, c.quantity) for c in body.cards]
+        )
         result = inventory_db.confirm_scan(
-            conn, user_id=user.id, scan_id=scan_id, items=items,
-            default_condition=body.condition, default_quantity=body.quantity,
+            conn,
+            user_id=user.id,
+            scan_id=scan_id,
+            items=items,
+            default_condition=body.condition,
+            default_quantity=body.quantity,
         )
         if result.saved:
-            audit.record(conn, actor_user_id=user.id, action="inventory.confirm_scan",
-                         entity_type="scan", entity_id=scan_id,
-                         after={"saved": result.saved, "skipped": result.skipped})
+            audit.record(
+                conn,
+                actor_user_id=user.id,
+                action="inventory.confirm_scan",
+                entity_type="scan",
+                entity_id=scan_id,
+                after={"saved": result.saved, "skipped": result.skipped},
+            )
     return ScanConfirmed.model_validate(
         {"scan_id": scan_id, "saved": result.saved, "skipped": result.skipped}
     )
@@ -192,14 +206,25 @@ def list_inventory(
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     with connection() as conn:
-        rows = inventory_db.list_entries(conn, user_id=user.id, game=game, set_code=set_code,
-                                         condition=wanted, limit=limit, offset=offset)
-    return InventoryList(items=[InventoryEntryPublic.model_validate(r) for r in rows],
-                         limit=limit, offset=offset)
+        rows = inventory_db.list_entries(
+            conn,
+            user_id=user.id,
+            game=game,
+            set_code=set_code,
+            condition=wanted,
+            limit=limit,
+            offset=offset,
+        )
+    return InventoryList(
+        items=[InventoryEntryPublic.model_validate(r) for r in rows], limit=limit, offset=offset
+    )
 
 
-@router.patch("/v1/inventory/{entry_id}", response_model=InventoryEntryPublic,
-              responses=error_responses(400, 401, 404, 422))
+@router.patch(
+    "/v1/inventory/{entry_id}",
+    response_model=InventoryEntryPublic,
+    responses=error_responses(400, 401, 404, 422),
+)
 def update_entry(entry_id: UUID, body: InventoryEntryUpdate, user: User) -> InventoryEntryPublic:
     """Change quantity, condition, notes, location or purchase details of one entry."""
     changes = body.model_dump(exclude_unset=True)
@@ -207,31 +232,40 @@ def update_entry(entry_id: UUID, body: InventoryEntryUpdate, user: User) -> Inve
         changes["condition"] = str(changes["condition"])
     with connection() as conn, conn.transaction():
         before = inventory_db.get_entry(conn, user_id=user.id, entry_id=entry_id)
-        after = before and inventory_db.update_entry(conn, user_id=user.id, entry_id=entry_id,
-                                                     changes=changes)
+        after = before and inventory_db.update_entry(
+            conn, user_id=user.id, entry_id=entry_id, changes=changes
+        )
         if after is None:
             raise NotFoundError(f"inventory entry {entry_id} not found")
-        audit.record(conn, actor_user_id=user.id, action="inventory.update",
-                     entity_type="inventory_entry", entity_id=entry_id,
-                     before={k: getattr(before, k) for k in changes},
-                     after={k: getattr(after, k) for k in changes})
+        audit.record(
+            conn,
+            actor_user_id=user.id,
+            action="inventory.update",
+            entity_type="inventory_entry",
+            entity_id=entry_id,
+            before={k: getattr(before, k) for k in changes},
+            after={k: getattr(after, k) for k in changes},
+        )
     return InventoryEntryPublic.model_validate(after)
 
 
-@router.delete("/v1/inventory/{entry_id}", status_code=204,
-               responses=error_responses(401, 404))
+@router.delete("/v1/inventory/{entry_id}", status_code=204, responses=error_responses(401, 404))
 def delete_entry(entry_id: UUID, user: User) -> Response:
     """Soft-delete one entry (it keeps its row with `deleted_at`)."""
     with connection() as conn, conn.transaction():
         if not inventory_db.soft_delete_entry(conn, user_id=user.id, entry_id=entry_id):
             raise NotFoundError(f"inventory entry {entry_id} not found")
-        audit.record(conn, actor_user_id=user.id, action="inventory.delete",
-                     entity_type="inventory_entry", entity_id=entry_id)
+        audit.record(
+            conn,
+            actor_user_id=user.id,
+            action="inventory.delete",
+            entity_type="inventory_entry",
+            entity_id=entry_id,
+        )
     return Response(status_code=204)
 
 
-@router.get("/v1/inventory/value", response_model=InventoryValue,
-            responses=error_responses(401))
+@router.get("/v1/inventory/value", response_model=InventoryValue, responses=error_responses(401))
 def inventory_value(user: User) -> InventoryValue:
     """What your inventory is worth at the last valuation, per game and set, and its history."""
     with connection() as conn:
@@ -243,7 +277,8 @@ def inventory_value(user: User) -> InventoryValue:
         g.cards += s.cards
         g.value += s.value
     return InventoryValue(
-        currency="USD", total_value=sum((s.value for s in sets), Decimal("0.00")),
+        currency="USD",
+        total_value=sum((s.value for s in sets), Decimal("0.00")),
         total_cards=sum(s.cards for s in sets),
         unvalued_cards=sum(s.unvalued_cards for s in sets),
         by_game=sorted(games.values(), key=lambda g: -g.value),
@@ -252,9 +287,13 @@ def inventory_value(user: User) -> InventoryValue:
     )
 
 
-@router.get("/v1/inventory/export", responses={
-    200: {"content": {"text/csv": {}}, "description": "the inventory as CSV"},
-    **error_responses(401, 422)})
+@router.get(
+    "/v1/inventory/export",
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "the inventory as CSV"},
+        **error_responses(401, 422),
+    },
+)
 def export_inventory(
     user: User,
     format: ExportFormat = ExportFormat.CSV,  # noqa: A002 - the public query parameter's name
@@ -266,6 +305,7 @@ def export_inventory(
         rows = inventory_db.export_rows(conn, user_id=user.id, game=game, set_code=set_code)
     spec = FORMATS[format]
     return Response(
-        render(format, rows), media_type="text/csv; charset=utf-8",
+        render(format, rows),
+        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{spec.filename}"'},
     )

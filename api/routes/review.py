@@ -89,72 +89,102 @@ def _decision_errors() -> Iterator[None]:
 
 def _public(request: Request, card: review.ReviewCard, remaining: int) -> ReviewCardPublic:
     return ReviewCardPublic(
-        id=card.id, scan_id=card.scan_id, card_index=card.card_index,
+        id=card.id,
+        scan_id=card.scan_id,
+        card_index=card.card_index,
         confidence=card.confidence,
         crop_url=str(request.url_for("scan_card_crop", scan_card_id=card.id).path)
-        if card.crop_key else None,
+        if card.crop_key
+        else None,
         candidates=[
             ReviewCandidate(
-                card_key=c.card_key, name=c.name, set_code=c.set_code, set_name=c.set_name,
-                number=c.card_number, score=c.score,
+                card_key=c.card_key,
+                name=c.name,
+                set_code=c.set_code,
+                set_name=c.set_name,
+                number=c.card_number,
+                score=c.score,
                 image_url=str(request.url_for("card_image", card_key=c.card_key).path)
-                if c.image_key else None,
+                if c.image_key
+                else None,
             )
             for c in card.candidates
         ],
-        lease_expires_at=card.lease_expires_at, queue_remaining=remaining,
+        lease_expires_at=card.lease_expires_at,
+        queue_remaining=remaining,
     )
 
 
 def _decided(outcome: review.ReviewOutcome) -> ReviewDecision:
     return ReviewDecision(
-        scan_card_id=outcome.scan_card_id, review_status=outcome.status,
-        card_key=outcome.card_key, training_kind=outcome.training_kind,
+        scan_card_id=outcome.scan_card_id,
+        review_status=outcome.status,
+        card_key=outcome.card_key,
+        training_kind=outcome.training_kind,
         inventory_entry_id=outcome.inventory_entry_id,
     )
 
 
-@router.get("/v1/review/next", response_model=ReviewCardPublic,
-            responses={204: {"description": "the queue is empty"},
-                       **error_responses(401, 403)})
+@router.get(
+    "/v1/review/next",
+    response_model=ReviewCardPublic,
+    responses={204: {"description": "the queue is empty"}, **error_responses(401, 403)},
+)
 def next_card(request: Request, annotator: Annotator) -> ReviewCardPublic | Response:
     """Lease the lowest-confidence card waiting for review (yours until the lease expires)."""
     with connection() as conn, conn.transaction():
-        card = review.lease_next(conn, annotator_id=annotator.id, lease_s=LEASE_S,
-                                 skip_window_s=SKIP_WINDOW_S)
+        card = review.lease_next(
+            conn, annotator_id=annotator.id, lease_s=LEASE_S, skip_window_s=SKIP_WINDOW_S
+        )
         remaining = review.queue_size(conn)
     if card is None:
         return Response(status_code=204)
     return _public(request, card, remaining)
 
 
-@router.post("/v1/scan-cards/{scan_card_id}/confirm", response_model=ReviewDecision,
-             responses=error_responses(400, 401, 403, 404, 409, 422))
+@router.post(
+    "/v1/scan-cards/{scan_card_id}/confirm",
+    response_model=ReviewDecision,
+    responses=error_responses(400, 401, 403, 404, 409, 422),
+)
 def confirm_card(scan_card_id: UUID, body: ReviewConfirm, annotator: Annotator) -> ReviewDecision:
     """Confirm the top candidate, or correct the card to any catalog printing."""
     with _decision_errors(), connection() as conn, conn.transaction():
         outcome = review.confirm(
-            conn, scan_card_id=scan_card_id, annotator_id=annotator.id,
+            conn,
+            scan_card_id=scan_card_id,
+            annotator_id=annotator.id,
             card_key=body.card_key and body.card_key.strip().lower(),
-            condition=body.condition, quantity=body.quantity,
+            condition=body.condition,
+            quantity=body.quantity,
         )
     return _decided(outcome)
 
 
-@router.post("/v1/scan-cards/{scan_card_id}/reject", response_model=ReviewDecision,
-             responses=error_responses(400, 401, 403, 404, 409, 422))
+@router.post(
+    "/v1/scan-cards/{scan_card_id}/reject",
+    response_model=ReviewDecision,
+    responses=error_responses(400, 401, 403, 404, 409, 422),
+)
 def reject_card(
     scan_card_id: UUID, annotator: Annotator, body: ReviewReject | None = None
 ) -> ReviewDecision:
     """Not a card, or unreadable: nothing goes to the inventory."""
     with _decision_errors(), connection() as conn, conn.transaction():
-        outcome = review.reject(conn, scan_card_id=scan_card_id, annotator_id=annotator.id,
-                                reason=(body or ReviewReject()).reason)
+        outcome = review.reject(
+            conn,
+            scan_card_id=scan_card_id,
+            annotator_id=annotator.id,
+            reason=(body or ReviewReject()).reason,
+        )
     return _decided(outcome)
 
 
-@router.post("/v1/scan-cards/{scan_card_id}/skip", status_code=204,
-             responses=error_responses(401, 403, 404, 409))
+@router.post(
+    "/v1/scan-cards/{scan_card_id}/skip",
+    status_code=204,
+    responses=error_responses(401, 403, 404, 409),
+)
 def skip_card(scan_card_id: UUID, annotator: Annotator) -> Response:
     """Give the card back to the queue (for someone else); you will not get it again soon."""
     with _decision_errors(), connection() as conn, conn.transaction():
@@ -162,15 +192,23 @@ def skip_card(scan_card_id: UUID, annotator: Annotator) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/v1/scan-cards/{scan_card_id}/crop", name="scan_card_crop",
-            responses={200: {"content": {"image/jpeg": {}}}, **error_responses(401, 404)})
+@router.get(
+    "/v1/scan-cards/{scan_card_id}/crop",
+    name="scan_card_crop",
+    responses={200: {"content": {"image/jpeg": {}}}, **error_responses(401, 404)},
+)
 def scan_card_crop(scan_card_id: UUID, user: User) -> Response:
     """The straightened crop of one scanned card: for its owner and for annotators."""
     with connection() as conn:
         card = review.get_scan_card(conn, scan_card_id=scan_card_id)
-    if card is None or not card.crop_key or not (
-        str(card.owner_id) == str(user.id) or user.has_role(Role.ANNOTATOR)
+    if (
+        card is None
+        or not card.crop_key
+        or not (str(card.owner_id) == str(user.id) or user.has_role(Role.ANNOTATOR))
     ):
         raise NotFoundError(f"scan card {scan_card_id} has no crop")
-    return Response(open_storage().get(card.crop_key), media_type="image/jpeg",
-                    headers={"Cache-Control": "private, max-age=3600"})
+    return Response(
+        open_storage().get(card.crop_key),
+        media_type="image/jpeg",
+        headers={"Cache-Control": "private, max-age=3600"},
+    )

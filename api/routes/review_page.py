@@ -19,8 +19,10 @@ templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 
 CONDITION_LABELS = {
-    Condition.NEAR_MINT: "Near Mint", Condition.LIGHTLY_PLAYED: "Lightly Played",
-    Condition.MODERATELY_PLAYED: "Moderately Played", Condition.HEAVILY_PLAYED: "Heavily Played",
+    Condition.NEAR_MINT: "Near Mint",
+    Condition.LIGHTLY_PLAYED: "Lightly Played",
+    Condition.MODERATELY_PLAYED: "Moderately Played",
+    Condition.HEAVILY_PLAYED: "Heavily Played",
     Condition.DAMAGED: "Damaged",
 }
 

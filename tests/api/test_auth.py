@@ -19,7 +19,8 @@ def _v1_operations() -> list[tuple[str, str, bool]]:
 
     return [
         (method.upper(), path, bool(operation.get("security")))
-        for path, operations in app.openapi()["paths"].items() if path.startswith("/v1")
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/v1")
         for method, operation in sorted(operations.items())
     ]
 

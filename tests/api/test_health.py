@@ -39,13 +39,15 @@ def test_queue_down_is_503_and_the_scan_is_queued_on_retry(client, make_user, mo
 
     alice = make_user()
     monkeypatch.setattr(settings, "broker_url", "redis://127.0.0.1:1/0")
-    down = client.post("/v1/scans", files={"file": ("a.jpg", photo(31), "image/jpeg")},
-                       headers=alice)
+    down = client.post(
+        "/v1/scans", files={"file": ("a.jpg", photo(31), "image/jpeg")}, headers=alice
+    )
     assert down.status_code == 503, down.text
     assert down.json()["code"] == "queue_unavailable" and int(down.headers["retry-after"]) > 0
     monkeypatch.setattr(settings, "broker_url", None)
-    again = client.post("/v1/scans", files={"file": ("a.jpg", photo(31), "image/jpeg")},
-                        headers=alice)
+    again = client.post(
+        "/v1/scans", files={"file": ("a.jpg", photo(31), "image/jpeg")}, headers=alice
+    )
     assert again.status_code == 200  # saved the first time; this time it reached the queue
     assert queue_depth() == 1
     with connection() as conn:
@@ -65,8 +67,10 @@ def test_database_down_is_503_without_traceback(client, make_user, monkeypatch):
     try:
         response = client.get("/v1/scans", headers=alice)
         assert response.status_code == 503
-        assert response.json() == {"detail": "the database is unavailable; try again shortly",
-                                   "code": "database_unavailable"}
+        assert response.json() == {
+            "detail": "the database is unavailable; try again shortly",
+            "code": "database_unavailable",
+        }
         assert response.headers["retry-after"]
         assert client.get("/readyz").status_code == 503
     finally:

@@ -19,8 +19,12 @@ app = create_app()
 schema = schemathesis.openapi.from_asgi("/openapi.json", app).include(
     path_regex=r"^/(v1/scans|healthz|readyz)"
 )
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture
@@ -29,7 +33,6 @@ def token(client, make_user) -> dict[str, str]:
 
 
 @schema.parametrize()
-@settings(max_examples=6, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_conforms_and_never_500s(case, token):
     case.call_and_validate(headers=token, checks=CHECKS)

@@ -17,8 +17,13 @@ def queue(client, make_user, catalog):
     with connection() as conn, conn.transaction():
         user = user_for_token(conn, token=owner["Authorization"].split()[1])
         cands = [{"card_key": "dsk-1", "score": 0.6}, {"card_key": "dsk-10", "score": 0.55}]
-        _, ids = make_scan(conn, user_id=user.id, cards=[
-            {"card_key": "dsk-1", "confidence": c, "candidates": cands} for c in (0.6, 0.4, 0.5)])
+        _, ids = make_scan(
+            conn,
+            user_id=user.id,
+            cards=[
+                {"card_key": "dsk-1", "confidence": c, "candidates": cands} for c in (0.6, 0.4, 0.5)
+            ],
+        )
     return {"owner": owner, "annotator": make_user("ann", "annotator"), "ids": ids}
 
 
@@ -35,7 +40,9 @@ def test_next_hands_out_the_least_sure_card_with_its_candidates(client, queue):
     assert card["id"] == str(queue["ids"][1]) and card["confidence"] == 0.4
     assert card["queue_remaining"] == 3
     assert [(c["card_key"], c["name"], c["number"]) for c in card["candidates"]] == [
-        ("dsk-1", "Acrobatic Cheerleader", "1"), ("dsk-10", "Fear of Immobility", "10")]
+        ("dsk-1", "Acrobatic Cheerleader", "1"),
+        ("dsk-10", "Fear of Immobility", "10"),
+    ]
     image = client.get(card["candidates"][0]["image_url"])
     assert image.status_code == 200 and image.content[:2] == b"\xff\xd8"
 
@@ -43,14 +50,18 @@ def test_next_hands_out_the_least_sure_card_with_its_candidates(client, queue):
 def test_correction_through_the_api(client, queue):
     ann = queue["annotator"]
     card = client.get("/v1/review/next", headers=ann).json()
-    r = client.post(f"/v1/scan-cards/{card['id']}/confirm", headers=ann,
-                    json={"card_key": "sv3pt5-1", "condition": "NM", "quantity": 2})
+    r = client.post(
+        f"/v1/scan-cards/{card['id']}/confirm",
+        headers=ann,
+        json={"card_key": "sv3pt5-1", "condition": "NM", "quantity": 2},
+    )
     assert r.status_code == 200, r.text
     assert (r.json()["review_status"], r.json()["training_kind"]) == ("corrected", "correction")
     again = client.post(f"/v1/scan-cards/{card['id']}/confirm", headers=ann, json={})
     assert again.status_code == 409 and again.json()["code"] == "conflict"
-    bad = client.post(f"/v1/scan-cards/{queue['ids'][2]}/confirm", headers=ann,
-                      json={"card_key": "no-such-card"})
+    bad = client.post(
+        f"/v1/scan-cards/{queue['ids'][2]}/confirm", headers=ann, json={"card_key": "no-such-card"}
+    )
     assert bad.status_code == 404
     items = client.get("/v1/inventory", headers=queue["owner"]).json()["items"]
     assert [(i["card_key"], i["quantity"]) for i in items] == [("sv3pt5-1", 2)]
@@ -65,8 +76,9 @@ def test_reject_and_skip(client, queue):
     r = client.post(f"/v1/scan-cards/{second['id']}/reject", headers=ann)
     assert r.status_code == 200 and r.json()["review_status"] == "rejected"
     with connection() as conn:
-        actions = [r["action"] for r in conn.execute(
-            "SELECT action FROM audit_log ORDER BY id").fetchall()]
+        actions = [
+            r["action"] for r in conn.execute("SELECT action FROM audit_log ORDER BY id").fetchall()
+        ]
     assert actions == ["scan_card.skip", "scan_card.reject"]
 
 
@@ -82,12 +94,15 @@ def test_crop_is_for_the_owner_and_annotators_only(client, queue, make_user, obj
     assert client.get(url, headers=make_user("mallory")).status_code == 404
 
 
-@pytest.mark.parametrize(("q", "first"), [
-    ("bulbasaur", "sv3pt5-1"),
-    ("acrobatic cheerleader", "dsk-1"),
-    ("acrobatc cheerleadr", "dsk-1"),  # typos
-    ("Fear of Immobility DSK 10", "dsk-10"),
-])
+@pytest.mark.parametrize(
+    ("q", "first"),
+    [
+        ("bulbasaur", "sv3pt5-1"),
+        ("acrobatic cheerleader", "dsk-1"),
+        ("acrobatc cheerleadr", "dsk-1"),  # typos
+        ("Fear of Immobility DSK 10", "dsk-10"),
+    ],
+)
 def test_card_search_is_fuzzy_over_name_set_and_number(client, queue, q, first):
     r = client.get("/v1/cards", params={"q": q}, headers=queue["annotator"])
     assert r.status_code == 200, r.text

@@ -21,8 +21,9 @@ def token(client, make_user) -> dict[str, str]:
 
 
 @schema.parametrize()
-@settings(max_examples=8, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_review_and_inventory_never_500(case, token):
-    case.call_and_validate(headers=token, checks=[not_a_server_error, status_code_conformance,
-                                                  content_type_conformance])
+    case.call_and_validate(
+        headers=token,
+        checks=[not_a_server_error, status_code_conformance, content_type_conformance],
+    )

@@ -22,10 +22,16 @@ from db.pool import connection
 from tests.conftest import PHOTOS_DIR
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PHOTOS = [PHOTOS_DIR / "images" / "brettvitaz" / name for name in ("IMG_1619.jpg", "IMG_1620.jpg")]
-
 
 
 class UnsureRecognizer:
@@ -40,8 +46,10 @@ class UnsureRecognizer:
 
     def recognize(self, data: bytes):  # noqa: ANN201
         result = self.inner.recognize(data)
-        result.cards = [dataclasses.replace(c, decision="needs_review", confidence=self.confidence)
-                        for c in result.cards]
+        result.cards = [
+            dataclasses.replace(c, decision="needs_review", confidence=self.confidence)
+            for c in result.cards
+        ]
         return result
 
 
@@ -58,8 +66,11 @@ def live_api(clean_db, object_dir, catalog, broker_dir) -> Iterator[str]:
     from api.main import create_app
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -77,8 +88,12 @@ def _tokens() -> tuple[str, str, object, object]:
     with connection() as conn, conn.transaction():
         owner = users.create_user(conn, username="collector")
         annotator = users.create_user(conn, username="annie", role=users.Role.ANNOTATOR)
-        return (users.issue_token(conn, user_id=owner.id),
-                users.issue_token(conn, user_id=annotator.id), owner.id, annotator.id)
+        return (
+            users.issue_token(conn, user_id=owner.id),
+            users.issue_token(conn, user_id=annotator.id),
+            owner.id,
+            annotator.id,
+        )
 
 
 def test_annotator_corrects_a_card_with_the_keyboard(live_api, tmp_path):
@@ -91,15 +106,20 @@ def test_annotator_corrects_a_card_with_the_keyboard(live_api, tmp_path):
     # The first photo's card is the least sure: the page shows it first, and it gets rejected.
     for photo, confidence in zip(PHOTOS, (0.45, 0.55), strict=True):
         with photo.open("rb") as fh:
-            r = httpx.post(f"{live_api}/v1/scans", files={"file": (photo.name, fh, "image/jpeg")},
-                           headers={"Authorization": f"Bearer {owner_token}"}, timeout=30)
+            r = httpx.post(
+                f"{live_api}/v1/scans",
+                files={"file": (photo.name, fh, "image/jpeg")},
+                headers={"Authorization": f"Bearer {owner_token}"},
+                timeout=30,
+            )
         assert r.status_code == 202, r.text
         scan_id = r.json()["scan_id"]
         run_scan(scan_id, recognizer=UnsureRecognizer(confidence))  # what the worker does
         with connection() as conn:
             cards += conn.execute(
                 "SELECT sc.id, sc.decision, sc.crop_image_url, c.card_key FROM scan_cards sc "
-                "JOIN cards c ON c.id = sc.card_id WHERE sc.scan_id = %(s)s", {"s": scan_id},
+                "JOIN cards c ON c.id = sc.card_id WHERE sc.scan_id = %(s)s",
+                {"s": scan_id},
             ).fetchall()
     assert [c["decision"] for c in cards] == ["needs_review", "needs_review"]
     rejected, card = cards
@@ -112,7 +132,8 @@ def test_annotator_corrects_a_card_with_the_keyboard(live_api, tmp_path):
         page.keyboard.press("Enter")
         expect(page.locator(".candidate")).to_have_count(2, timeout=15_000)
         expect(page.locator(".candidate.selected")).to_have_attribute(
-            "data-key", rejected["card_key"])
+            "data-key", rejected["card_key"]
+        )
         expect(page.locator("#queue-count")).to_have_text("2")
         page.keyboard.press("r")  # not a card: reject it
         expect(page.locator("#done-count")).to_have_text("1", timeout=10_000)
@@ -121,15 +142,18 @@ def test_annotator_corrects_a_card_with_the_keyboard(live_api, tmp_path):
         page.wait_for_function(
             "[...document.querySelectorAll('.candidate img')].every(i => i.complete "
             "&& i.naturalWidth > 0) && document.getElementById('crop').naturalWidth > 0",
-            timeout=15_000)
+            timeout=15_000,
+        )
         expect(page.locator(".candidate.selected")).to_have_attribute("data-key", card["card_key"])
         page.keyboard.press("2")  # the runner-up…
         expect(page.locator(".candidate.selected")).not_to_have_attribute(
-            "data-key", card["card_key"])
+            "data-key", card["card_key"]
+        )
         page.keyboard.press("/")  # …but it is neither: search the catalog
         page.keyboard.type("bulbasaur")
-        expect(page.locator(".result").first).to_have_attribute("data-key", "sv3pt5-1",
-                                                                timeout=10_000)
+        expect(page.locator(".result").first).to_have_attribute(
+            "data-key", "sv3pt5-1", timeout=10_000
+        )
         shot = tmp_path / "review.png"
         page.screenshot(path=str(shot))
         if os.environ.get("CARDSCAN_SCREENSHOT"):
@@ -145,28 +169,56 @@ def test_annotator_corrects_a_card_with_the_keyboard(live_api, tmp_path):
         sc = conn.execute(
             "SELECT sc.review_status, sc.reviewed_by, sc.saved_to_inventory, c.card_key "
             "FROM scan_cards sc JOIN cards c ON c.id = sc.confirmed_card_id "
-            "WHERE sc.id = %(id)s", {"id": card["id"]}).fetchone()
+            "WHERE sc.id = %(id)s",
+            {"id": card["id"]},
+        ).fetchone()
         entries = conn.execute(
             "SELECT ie.user_id, c.card_key, ie.quantity, ie.condition, ie.scan_card_id "
-            "FROM inventory_entries ie JOIN cards c ON c.id = ie.card_id").fetchall()
+            "FROM inventory_entries ie JOIN cards c ON c.id = ie.card_id"
+        ).fetchall()
         audit = conn.execute(
             "SELECT actor_user_id, action, entity_id, before, after FROM audit_log "
-            "WHERE entity_type = 'scan_card' ORDER BY id").fetchall()
+            "WHERE entity_type = 'scan_card' ORDER BY id"
+        ).fetchall()
         examples = conn.execute(
             "SELECT t.kind, t.crop_key, t.annotator_id, c.card_key, p.card_key AS predicted "
             "FROM training_examples t LEFT JOIN cards c ON c.id = t.card_id "
-            "JOIN cards p ON p.id = t.predicted_card_id ORDER BY t.created_at").fetchall()
-    assert sc == {"review_status": "corrected", "reviewed_by": annotator_id,
-                  "saved_to_inventory": True, "card_key": "sv3pt5-1"}
-    assert entries == [{"user_id": owner_id, "card_key": "sv3pt5-1", "quantity": 1,
-                        "condition": "near_mint", "scan_card_id": card["id"]}]
+            "JOIN cards p ON p.id = t.predicted_card_id ORDER BY t.created_at"
+        ).fetchall()
+    assert sc == {
+        "review_status": "corrected",
+        "reviewed_by": annotator_id,
+        "saved_to_inventory": True,
+        "card_key": "sv3pt5-1",
+    }
+    assert entries == [
+        {
+            "user_id": owner_id,
+            "card_key": "sv3pt5-1",
+            "quantity": 1,
+            "condition": "near_mint",
+            "scan_card_id": card["id"],
+        }
+    ]
     assert [(a["actor_user_id"], a["action"], a["entity_id"]) for a in audit] == [
         (annotator_id, "scan_card.reject", str(rejected["id"])),
-        (annotator_id, "scan_card.correct", str(card["id"]))]
+        (annotator_id, "scan_card.correct", str(card["id"])),
+    ]
     log = audit[1]
     assert (log["before"]["card_key"], log["after"]["card_key"]) == (card["card_key"], "sv3pt5-1")
     assert examples == [
-        {"kind": "rejection", "crop_key": rejected["crop_image_url"],
-         "annotator_id": annotator_id, "card_key": None, "predicted": rejected["card_key"]},
-        {"kind": "correction", "crop_key": card["crop_image_url"],
-         "annotator_id": annotator_id, "card_key": "sv3pt5-1", "predicted": card["card_key"]}]
+        {
+            "kind": "rejection",
+            "crop_key": rejected["crop_image_url"],
+            "annotator_id": annotator_id,
+            "card_key": None,
+            "predicted": rejected["card_key"],
+        },
+        {
+            "kind": "correction",
+            "crop_key": card["crop_image_url"],
+            "annotator_id": annotator_id,
+            "card_key": "sv3pt5-1",
+            "predicted": card["card_key"],
+        },
+    ]

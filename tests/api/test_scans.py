@@ -8,8 +8,9 @@ from tests.photos import bomb_png, corrupt_jpeg, photo, text_as_jpg
 
 
 def upload(client, headers, data: bytes, name: str = "photo.jpg", **kwargs):
-    return client.post("/v1/scans", files={"file": (name, data, "image/jpeg")},
-                       headers=headers, **kwargs)
+    return client.post(
+        "/v1/scans", files={"file": (name, data, "image/jpeg")}, headers=headers, **kwargs
+    )
 
 
 def test_upload_answers_202_with_status_url_and_queues_the_scan(client, make_user):
@@ -61,8 +62,11 @@ def test_idempotency_key_returns_the_scan_and_refuses_other_bytes(client, make_u
 def test_another_users_scan_is_404(client, make_user):
     alice, bob = make_user("alice"), make_user("bob")
     scan_id = upload(client, alice, photo(6)).json()["scan_id"]
-    for method, path in [("GET", f"/v1/scans/{scan_id}"), ("DELETE", f"/v1/scans/{scan_id}"),
-                         ("GET", f"/v1/scans/{scan_id}/cards/0/crop")]:
+    for method, path in [
+        ("GET", f"/v1/scans/{scan_id}"),
+        ("DELETE", f"/v1/scans/{scan_id}"),
+        ("GET", f"/v1/scans/{scan_id}/cards/0/crop"),
+    ]:
         response = client.request(method, path, headers=bob)
         assert response.status_code == 404, (method, path)
         assert response.json()["code"] == "not_found"
@@ -134,14 +138,17 @@ def test_chunked_body_over_the_limit_is_cut_off(client, make_user, monkeypatch):
     boundary = "cardscan-boundary"
 
     def body():  # no Content-Length: the limit must be counted as the bytes arrive
-        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-               f"filename=\"big.jpg\"\r\n\r\n").encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="big.jpg"\r\n\r\n'
+        ).encode()
         for _ in range(200):
             yield b"\xff" * 1024
         yield f"\r\n--{boundary}--\r\n".encode()
 
     response = client.post(
-        "/v1/scans", content=body(),
+        "/v1/scans",
+        content=body(),
         headers={**make_user(), "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert (response.status_code, response.json()["code"]) == (413, "image_too_large")

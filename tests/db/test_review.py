@@ -70,8 +70,14 @@ def test_two_annotators_draining_the_queue_split_it(people):
                     card = review.lease_next(conn, annotator_id=annotator.id)
                     if card is None:
                         return
-                    review.confirm(conn, scan_card_id=card.id, annotator_id=annotator.id,
-                                   card_key=None, condition=Condition.NEAR_MINT, quantity=1)
+                    review.confirm(
+                        conn,
+                        scan_card_id=card.id,
+                        annotator_id=annotator.id,
+                        card_key=None,
+                        condition=Condition.NEAR_MINT,
+                        quantity=1,
+                    )
                 done[name].append(card.id)
         except Exception as exc:  # surfaced below: a thread's exception is otherwise lost
             errors.append(exc)
@@ -104,8 +110,14 @@ def test_an_expired_lease_returns_the_card_to_the_queue(people):
     time.sleep(0.4)
     assert _lease(b.id).id == only
     with connection() as conn, conn.transaction(), pytest.raises(review.ReviewConflict):
-        review.confirm(conn, scan_card_id=only, annotator_id=a.id, card_key=None,
-                       condition=Condition.NEAR_MINT, quantity=1)
+        review.confirm(
+            conn,
+            scan_card_id=only,
+            annotator_id=a.id,
+            card_key=None,
+            condition=Condition.NEAR_MINT,
+            quantity=1,
+        )
 
 
 def test_skip_passes_the_card_over_for_that_annotator_only(people):
@@ -127,11 +139,20 @@ def test_confirming_the_top_candidate_writes_audit_and_inventory_but_no_training
     owner, (a, *_) = people
     [sc] = _queue(owner, 1)
     with connection() as conn, conn.transaction():
-        out = review.confirm(conn, scan_card_id=sc, annotator_id=a.id, card_key=None,
-                             condition=Condition.LIGHTLY_PLAYED, quantity=2)
+        out = review.confirm(
+            conn,
+            scan_card_id=sc,
+            annotator_id=a.id,
+            card_key=None,
+            condition=Condition.LIGHTLY_PLAYED,
+            quantity=2,
+        )
     assert out.status == review.ReviewStatus.CONFIRMED and out.training_kind is None
-    [row] = _rows("SELECT review_status, reviewed_by, saved_to_inventory, inventory_entry_id "
-                  "FROM scan_cards WHERE id = %(id)s", id=sc)
+    [row] = _rows(
+        "SELECT review_status, reviewed_by, saved_to_inventory, inventory_entry_id "
+        "FROM scan_cards WHERE id = %(id)s",
+        id=sc,
+    )
     assert row["review_status"] == "confirmed" and row["reviewed_by"] == a.id
     assert row["saved_to_inventory"] and row["inventory_entry_id"] == out.inventory_entry_id
     assert _rows("SELECT * FROM training_examples") == []
@@ -155,14 +176,26 @@ def test_anything_but_the_top_candidate_becomes_a_training_example(people, chose
     with connection() as conn, conn.transaction():
         card = {"card_key": "dsk-1", "confidence": 0.6, "candidates": cands}
         _, [sc] = make_scan(conn, user_id=owner.id, cards=[card], crop_keys=["crops/x.jpg"])
-        out = review.confirm(conn, scan_card_id=sc, annotator_id=a.id, card_key=chosen,
-                             condition=Condition.NEAR_MINT, quantity=1)
+        out = review.confirm(
+            conn,
+            scan_card_id=sc,
+            annotator_id=a.id,
+            card_key=chosen,
+            condition=Condition.NEAR_MINT,
+            quantity=1,
+        )
     assert out.status == review.ReviewStatus.CORRECTED and out.training_kind == kind
-    [ex] = _rows("SELECT t.kind, t.crop_key, c.card_key, p.card_key AS predicted "
-                 "FROM training_examples t JOIN cards c ON c.id = t.card_id "
-                 "JOIN cards p ON p.id = t.predicted_card_id")
-    assert ex == {"kind": str(kind), "crop_key": "crops/x.jpg", "card_key": chosen,
-                  "predicted": "dsk-1"}
+    [ex] = _rows(
+        "SELECT t.kind, t.crop_key, c.card_key, p.card_key AS predicted "
+        "FROM training_examples t JOIN cards c ON c.id = t.card_id "
+        "JOIN cards p ON p.id = t.predicted_card_id"
+    )
+    assert ex == {
+        "kind": str(kind),
+        "crop_key": "crops/x.jpg",
+        "card_key": chosen,
+        "predicted": "dsk-1",
+    }
     assert _rows("SELECT action FROM audit_log") == [{"action": "scan_card.correct"}]
 
 
@@ -174,6 +207,12 @@ def test_reject_writes_no_inventory_and_a_second_decision_conflicts(people):
     assert _rows("SELECT * FROM inventory_entries") == []
     assert [r["kind"] for r in _rows("SELECT kind FROM training_examples")] == ["rejection"]
     with connection() as conn, conn.transaction(), pytest.raises(review.ReviewConflict):
-        review.confirm(conn, scan_card_id=sc, annotator_id=a.id, card_key=None,
-                       condition=Condition.NEAR_MINT, quantity=1)
+        review.confirm(
+            conn,
+            scan_card_id=sc,
+            annotator_id=a.id,
+            card_key=None,
+            condition=Condition.NEAR_MINT,
+            quantity=1,
+        )
     assert _lease(a.id) is None

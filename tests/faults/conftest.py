@@ -135,4 +135,3 @@ def photo_folder(tmp_path: Path) -> Path:
     for i in range(200):
         (folder / f"{i:03d}.jpg").write_bytes(photo(1000 + i, size=(96, 64)))
     return folder
-

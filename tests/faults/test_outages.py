@@ -77,7 +77,11 @@ def _stop_then_start(server: Any, down_s: float = DOWN_S) -> Callable[[], None]:
 
 
 def _assert_every_photo_scanned_exactly_once(
-    first, folder: Path, user_id: Any, worker, on_progress: Callable | None = None,
+    first,
+    folder: Path,
+    user_id: Any,
+    worker,
+    on_progress: Callable | None = None,
 ) -> None:
     from db.pool import connection
     from pipeline.ingest import register_folder, wait_for_scans
@@ -94,7 +98,10 @@ def _assert_every_photo_scanned_exactly_once(
 
     finished = wait_for_scans(again, timeout_s=90, poll_s=0.2, on_progress=on_progress)
     assert finished and again.completed == PHOTOS, (
-        _status_counts(), again.failures, worker.log()[-3000:])
+        _status_counts(),
+        again.failures,
+        worker.log()[-3000:],
+    )
     with connection() as conn:
         rows = conn.execute(
             """
@@ -120,7 +127,12 @@ def _assert_restarted_mid_ingest(counts: dict[str, int]) -> None:
 
 
 def test_postgres_restart_mid_ingest_loses_and_doubles_no_scan(
-    postgres, redis_broker, local_storage, user_id, start_worker, photo_folder,
+    postgres,
+    redis_broker,
+    local_storage,
+    user_id,
+    start_worker,
+    photo_folder,
 ):
     worker = start_worker()
     summary, counts = _ingest_through(_stop_then_start(postgres), photo_folder, user_id)
@@ -134,15 +146,21 @@ def test_postgres_restart_mid_ingest_loses_and_doubles_no_scan(
             if not restarts and finished < total:
                 restarts.append(executor.submit(_stop_then_start(postgres, down_s=12)))
 
-        _assert_every_photo_scanned_exactly_once(summary, photo_folder, user_id, worker,
-                                                 on_progress)
+        _assert_every_photo_scanned_exactly_once(
+            summary, photo_folder, user_id, worker, on_progress
+        )
         [done] = restarts
         done.result(timeout=60)
     assert worker.proc.poll() is None
 
 
 def test_redis_restart_mid_ingest_loses_and_doubles_no_scan(
-    postgres, redis_broker, local_storage, user_id, start_worker, photo_folder,
+    postgres,
+    redis_broker,
+    local_storage,
+    user_id,
+    start_worker,
+    photo_folder,
 ):
     # Redis keeps nothing across the restart: the queued and unacknowledged messages are gone,
     # and the worker's reaper re-enqueues their scans once they are pending too long.
@@ -154,7 +172,12 @@ def test_redis_restart_mid_ingest_loses_and_doubles_no_scan(
 
 
 def test_s3_restart_mid_ingest_loses_and_doubles_no_scan(
-    postgres, redis_broker, s3_storage, user_id, start_worker, photo_folder,
+    postgres,
+    redis_broker,
+    s3_storage,
+    user_id,
+    start_worker,
+    photo_folder,
 ):
     worker = start_worker()
     summary, counts = _ingest_through(_stop_then_start(s3_storage), photo_folder, user_id)
@@ -164,7 +187,11 @@ def test_s3_restart_mid_ingest_loses_and_doubles_no_scan(
 
 
 def test_scan_of_a_dead_worker_whose_message_was_lost_is_reaped_and_completed_once(
-    postgres, redis_broker, local_storage, user_id, start_worker,
+    postgres,
+    redis_broker,
+    local_storage,
+    user_id,
+    start_worker,
 ):
     from db import jobs, scans
     from db.pool import connection
@@ -172,8 +199,7 @@ def test_scan_of_a_dead_worker_whose_message_was_lost_is_reaped_and_completed_on
     from tests.photos import photo
 
     slow = start_worker(CARDSCAN_FAKE_RECOGNIZER_DELAY_S="60")
-    scan_id, _ = register_photo(user_id=user_id, data=photo(7), filename="7.jpg",
-                                trigger="ingest")
+    scan_id, _ = register_photo(user_id=user_id, data=photo(7), filename="7.jpg", trigger="ingest")
     assert _wait_for_status(scan_id, ("processing",), timeout=30).status == "processing"
     slow.kill()
     _stop_then_start(redis_broker, down_s=0)()  # the unacknowledged message dies with the broker

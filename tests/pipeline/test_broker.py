@@ -11,8 +11,12 @@ from kombu import Connection, Queue
 def _connection(folder: Path) -> Connection:
     import pipeline.broker  # noqa: F401 - registers the transport
 
-    options = {"data_folder_in": str(folder), "data_folder_out": str(folder),
-               "control_folder": str(folder.parent / "control"), "polling_interval": 0.001}
+    options = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(folder.parent / "control"),
+        "polling_interval": 0.001,
+    }
     return Connection("cardscanfs://", transport_options=options)
 
 
@@ -29,8 +33,9 @@ def test_concurrent_producers_and_consumers_see_every_message_once(tmp_path):
         with _connection(folder) as conn:
             producer = conn.Producer(serializer="json")
             for i in range(per_producer):
-                producer.publish({"id": f"{p}-{i}", "pad": "x" * 2000}, routing_key="scans",
-                                 declare=[queue])
+                producer.publish(
+                    {"id": f"{p}-{i}", "pad": "x" * 2000}, routing_key="scans", declare=[queue]
+                )
 
     def consume() -> None:
         with _connection(folder) as conn, conn.SimpleQueue(queue) as simple:

@@ -12,8 +12,17 @@ from pipeline.catalog import import_catalog
 from pipeline.storage import LocalStorage
 from tests.conftest import CATALOG_DIR
 
-HEADER = ["card_key", "game", "name", "set_code", "set_name", "number", "variant", "image",
-          "source_repo"]
+HEADER = [
+    "card_key",
+    "game",
+    "name",
+    "set_code",
+    "set_name",
+    "number",
+    "variant",
+    "image",
+    "source_repo",
+]
 
 
 def test_real_catalog_counts(catalog):

@@ -11,8 +11,10 @@ def _counts() -> dict[str, int]:
     from db.pool import connection
 
     with connection() as conn:
-        return {t: conn.execute(f"SELECT count(*) AS n FROM {t}").fetchone()["n"]
-                for t in ("uploads", "scans", "jobs")}
+        return {
+            t: conn.execute(f"SELECT count(*) AS n FROM {t}").fetchone()["n"]
+            for t in ("uploads", "scans", "jobs")
+        }
 
 
 def test_register_stores_inserts_and_enqueues_after_commit(user_id, broker_dir, object_dir):
@@ -21,8 +23,9 @@ def test_register_stores_inserts_and_enqueues_after_commit(user_id, broker_dir, 
     from pipeline.enqueue import queue_depth, register_photo
     from pipeline.storage import open_storage
 
-    scan_id, created = register_photo(user_id=user_id, data=photo(1), filename="a.jpg",
-                                      trigger="ingest", location="binder 1")
+    scan_id, created = register_photo(
+        user_id=user_id, data=photo(1), filename="a.jpg", trigger="ingest", location="binder 1"
+    )
     assert created and queue_depth() == 1
     with connection() as conn:
         scan = scans.get_scan(conn, scan_id=scan_id)
@@ -54,10 +57,14 @@ def test_a_given_connection_must_be_outside_a_transaction(user_id, broker_dir):
             register_photo(conn, user_id=user_id, data=photo(4), filename=None)
 
 
-@pytest.mark.parametrize(("data", "code"), [
-    (b"", "empty_upload"), (text_as_jpg(), "unsupported_media_type"),
-    (bomb_png(), "image_too_large"),
-])
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", "empty_upload"),
+        (text_as_jpg(), "unsupported_media_type"),
+        (bomb_png(), "image_too_large"),
+    ],
+)
 def test_rejected_bytes_leave_no_rows(user_id, broker_dir, data, code):
     from pipeline.enqueue import queue_depth, register_photo
     from vision.errors import ScanError

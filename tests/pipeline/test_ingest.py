@@ -27,8 +27,12 @@ def ingest_env(clean_db, object_dir, tmp_path) -> dict[str, str]:
 
 def _ingest(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "scripts.cli", "ingest", *args], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "scripts.cli", "ingest", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -51,12 +55,30 @@ def _summary(result: subprocess.CompletedProcess) -> dict[str, int]:
 def test_ingest_waits_reports_and_a_second_run_adds_nothing(ingest_env, tmp_path):
     folder = _folder(tmp_path / "photos")
     report = tmp_path / "report.html"
-    first = _summary(_ingest(ingest_env, str(folder), "--wait", "--json", "--report", str(report),
-                             "--location", "Binder 3"))
+    first = _summary(
+        _ingest(
+            ingest_env,
+            str(folder),
+            "--wait",
+            "--json",
+            "--report",
+            str(report),
+            "--location",
+            "Binder 3",
+        )
+    )
     # a.jpg and sub/a-copy.jpg hold the same bytes: one scan, counted once below "photos"
-    assert first == {"photos": 4, "new": 3, "duplicates": 1, "skipped": 2, "completed": 3,
-                     "failed": 0, "cards": 3, "auto_accepted": first["auto_accepted"],
-                     "needs_review": first["needs_review"]}
+    assert first == {
+        "photos": 4,
+        "new": 3,
+        "duplicates": 1,
+        "skipped": 2,
+        "completed": 3,
+        "failed": 0,
+        "cards": 3,
+        "auto_accepted": first["auto_accepted"],
+        "needs_review": first["needs_review"],
+    }
     assert first["auto_accepted"] + first["needs_review"] <= first["cards"]
     again = _summary(_ingest(ingest_env, str(folder), "--json"))
     assert again["new"] == 0 and again["duplicates"] == 4 and again["completed"] == 3
@@ -67,8 +89,9 @@ def test_ingest_waits_reports_and_a_second_run_adds_nothing(ingest_env, tmp_path
         rows = conn.execute("SELECT trigger, location FROM scans").fetchall()
     assert len(rows) == 3
     assert {(r["trigger"], r["location"]) for r in rows} == {("ingest", "Binder 3")}
-    _check_report_in_chromium(report, expected_photos={"a.jpg", "b.png", "sub/c.webp",
-                                                       "sub/a-copy.jpg"})
+    _check_report_in_chromium(
+        report, expected_photos={"a.jpg", "b.png", "sub/c.webp", "sub/a-copy.jpg"}
+    )
 
 
 def _check_report_in_chromium(report: Path, expected_photos: set[str]) -> None:
@@ -79,8 +102,14 @@ def _check_report_in_chromium(report: Path, expected_photos: set[str]) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=chromium,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         page = browser.new_page()
         page.goto(report.as_uri())
@@ -108,8 +137,12 @@ def test_interrupted_ingest_finishes_on_the_next_run_without_duplicates(ingest_e
     # Open the pool before the ingest starts, so that the first poll does not wait for it.
     assert registered() == 0
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scripts.cli", "ingest", str(folder), "--json"], cwd=ROOT,
-        env=ingest_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "scripts.cli", "ingest", str(folder), "--json"],
+        cwd=ROOT,
+        env=ingest_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         # A child inherits an ignored SIGINT, and Python then raises no KeyboardInterrupt.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )

@@ -20,8 +20,11 @@ def _state(scan_id):
     from db.pool import connection
 
     with connection() as conn, conn.transaction():
-        return (scans.get_scan(conn, scan_id=scan_id), scans.list_scan_cards(conn, scan_id=scan_id),
-                jobs.list_jobs(conn, scan_id=scan_id))
+        return (
+            scans.get_scan(conn, scan_id=scan_id),
+            scans.list_scan_cards(conn, scan_id=scan_id),
+            jobs.list_jobs(conn, scan_id=scan_id),
+        )
 
 
 def test_scan_completes_with_cards_crops_versions_and_timings(user_id, broker_dir):
@@ -63,11 +66,25 @@ def test_rerun_of_an_orphaned_scan_replaces_its_cards(user_id, broker_dir):
     run_scan(scan_id, recognizer=FakeRecognizer())
     with connection() as conn, conn.transaction():  # as if a worker died after writing
         conn.execute("UPDATE scans SET status = 'processing' WHERE id = %(id)s", {"id": scan_id})
-        scans.replace_scan_cards(conn, scan_id=scan_id, cards=[
-            scans.ScanCardIn(card_index=i, quad=[[0, 0], [1, 0], [1, 1], [0, 1]], crop_key=None,
-                             card_key=None, name=None, set_code=None, number=None,
-                             confidence=0.1, decision=scans.Decision.NO_MATCH, candidates=[])
-            for i in range(3)])
+        scans.replace_scan_cards(
+            conn,
+            scan_id=scan_id,
+            cards=[
+                scans.ScanCardIn(
+                    card_index=i,
+                    quad=[[0, 0], [1, 0], [1, 1], [0, 1]],
+                    crop_key=None,
+                    card_key=None,
+                    name=None,
+                    set_code=None,
+                    number=None,
+                    confidence=0.1,
+                    decision=scans.Decision.NO_MATCH,
+                    candidates=[],
+                )
+                for i in range(3)
+            ],
+        )
     assert run_scan(scan_id, recognizer=FakeRecognizer())["status"] == "completed"
     scan, cards, _ = _state(scan_id)
     assert scan.status == "completed" and [c.card_index for c in cards] == [0]
@@ -140,7 +157,9 @@ def test_missing_original_fails_the_scan(user_id, broker_dir):
 
 
 def test_a_photo_whose_runs_never_finish_is_failed_not_requeued_for_ever(
-    user_id, broker_dir, monkeypatch,
+    user_id,
+    broker_dir,
+    monkeypatch,
 ):
     from db.pool import connection
     from pipeline.process import run_scan
@@ -149,8 +168,10 @@ def test_a_photo_whose_runs_never_finish_is_failed_not_requeued_for_ever(
     monkeypatch.setattr(settings, "max_scan_attempts", 3)
     scan_id = _register(user_id, photo(7))
     with connection() as conn, conn.transaction():  # three runs whose worker died mid-scan
-        conn.execute("UPDATE scans SET status = 'processing', attempts = 3 WHERE id = %(id)s",
-                     {"id": scan_id})
+        conn.execute(
+            "UPDATE scans SET status = 'processing', attempts = 3 WHERE id = %(id)s",
+            {"id": scan_id},
+        )
     recognizer = FakeRecognizer()
     recognizer.recognize = None  # the photo must not be tried a fourth time
     assert run_scan(scan_id, recognizer=recognizer)["code"] == "too_many_attempts"

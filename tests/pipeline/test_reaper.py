@@ -11,8 +11,9 @@ def _scan(user_id, seed, status):
 
     scan_id = register_photo(user_id=user_id, data=photo(seed), filename=None)[0]
     with connection() as conn, conn.transaction():
-        conn.execute("UPDATE scans SET status = %(s)s WHERE id = %(id)s",
-                     {"s": status, "id": scan_id})
+        conn.execute(
+            "UPDATE scans SET status = %(s)s WHERE id = %(id)s", {"s": status, "id": scan_id}
+        )
     return scan_id
 
 
@@ -43,8 +44,10 @@ def test_scans_stuck_past_the_timeout_are_reenqueued(user_id, broker_dir):
     old = _scan(user_id, 4, "pending")
     with connection() as conn, conn.transaction():
         conn.execute("ALTER TABLE scans DISABLE TRIGGER trg_scans_updated_at")
-        conn.execute("UPDATE scans SET updated_at = updated_at - interval '1 hour' "
-                     "WHERE id = %(id)s", {"id": old})
+        conn.execute(
+            "UPDATE scans SET updated_at = updated_at - interval '1 hour' WHERE id = %(id)s",
+            {"id": old},
+        )
         conn.execute("ALTER TABLE scans ENABLE TRIGGER trg_scans_updated_at")
     assert reap_stuck_scans(older_than_s=600) == [old]
 
@@ -58,9 +61,11 @@ def test_processing_scan_held_past_the_timeout_is_reenqueued(user_id, broker_dir
 
     held = _scan(user_id, 5, "processing")
     with connection() as conn, conn.transaction():
-        conn.execute("UPDATE scans SET processing_started_at = "
-                     "(now() AT TIME ZONE 'UTC') - interval '1 hour' WHERE id = %(id)s",
-                     {"id": held})
+        conn.execute(
+            "UPDATE scans SET processing_started_at = "
+            "(now() AT TIME ZONE 'UTC') - interval '1 hour' WHERE id = %(id)s",
+            {"id": held},
+        )
     with connect(autocommit=True) as worker:
         assert scans.try_lock_scan(worker, scan_id=held)
         assert reap_stuck_scans(older_than_s=3600 * 2) == []

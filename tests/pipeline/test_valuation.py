@@ -79,8 +79,12 @@ def test_generator_is_seeded_and_realistic():
     prices = [float(r["price"]) for r in a]
     assert min(prices) > 0 and max(prices) < 10_000
     assert {r["condition"] for r in a} <= {c.value for c in Condition}
-    assert all(end - timedelta(days=61) <= datetime.fromisoformat(r["observed_at"]).replace(
-        tzinfo=UTC) <= end for r in a)
+    assert all(
+        end - timedelta(days=61)
+        <= datetime.fromisoformat(r["observed_at"]).replace(tzinfo=UTC)
+        <= end
+        for r in a
+    )
 
 
 def _write(tmp_path, rows: list[str]):
@@ -91,13 +95,13 @@ def _write(tmp_path, rows: list[str]):
     return path
 
 
-def test_import_then_valuate_values_inventory_and_writes_a_snapshot(
-    clean_db, catalog, tmp_path
-):
+def test_import_then_valuate_values_inventory_and_writes_a_snapshot(clean_db, catalog, tmp_path):
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     day = (now - timedelta(days=1)).isoformat()
-    rows = [f"dsk-1,tcgplayer,{p},USD,NM,sale,{(now - timedelta(hours=i + 1)).isoformat()}"
-            for i, p in enumerate([10, 11, 12, 13, 14, 100])]
+    rows = [
+        f"dsk-1,tcgplayer,{p},USD,NM,sale,{(now - timedelta(hours=i + 1)).isoformat()}"
+        for i, p in enumerate([10, 11, 12, 13, 14, 100])
+    ]
     rows += [
         "dsk-1,ebay,not-a-price,USD,NM,sale," + day,  # line 8
         "no-such-card,ebay,1.00,USD,NM,sale," + day,  # line 9
@@ -106,44 +110,67 @@ def test_import_then_valuate_values_inventory_and_writes_a_snapshot(
     report = import_prices(_write(tmp_path, rows))
     assert report.inserted == 6
     assert [(b.line, b.reason.split()[0]) for b in report.bad] == [
-        (8, "price"), (9, "unknown"), (10, "observed_at")]
+        (8, "price"),
+        (9, "unknown"),
+        (10, "observed_at"),
+    ]
     assert import_prices(_write(tmp_path, rows)).inserted == 0  # idempotent
 
     with connection() as conn, conn.transaction():
         owner, _ = make_user(conn)
-        _, [priced, unpriced] = make_scan(conn, user_id=owner.id, cards=[
-            {"card_key": "dsk-1", "decision": "auto_accepted"},
-            {"card_key": "sv3pt5-1", "decision": "auto_accepted"}])
+        _, [priced, unpriced] = make_scan(
+            conn,
+            user_id=owner.id,
+            cards=[
+                {"card_key": "dsk-1", "decision": "auto_accepted"},
+                {"card_key": "sv3pt5-1", "decision": "auto_accepted"},
+            ],
+        )
         for sc, key in ((priced, "dsk-1"), (unpriced, "sv3pt5-1")):
-            card_id = conn.execute("SELECT id FROM cards WHERE card_key = %(k)s",
-                                   {"k": key}).fetchone()["id"]
-            save_scan_card(conn, user_id=owner.id, scan_card_id=sc, card_id=card_id,
-                           condition=Condition.NEAR_MINT, quantity=2, scan_confidence=0.9,
-                           scan_image_url=None)
+            card_id = conn.execute(
+                "SELECT id FROM cards WHERE card_key = %(k)s", {"k": key}
+            ).fetchone()["id"]
+            save_scan_card(
+                conn,
+                user_id=owner.id,
+                scan_card_id=sc,
+                card_id=card_id,
+                condition=Condition.NEAR_MINT,
+                quantity=2,
+                scan_confidence=0.9,
+                scan_image_url=None,
+            )
 
     result = valuate(now=now)
     assert result.valued == 2  # dsk-1 near mint, and dsk-1 pooled over conditions
     with connection() as conn:
         vals = conn.execute(
             "SELECT v.* FROM card_valuations v JOIN cards c ON c.id = v.card_id "
-            "WHERE c.card_key = 'dsk-1' ORDER BY condition NULLS LAST").fetchall()
+            "WHERE c.card_key = 'dsk-1' ORDER BY condition NULLS LAST"
+        ).fetchall()
         entries = conn.execute(
             "SELECT c.card_key, ie.last_valuated_price FROM inventory_entries ie "
-            "JOIN cards c ON c.id = ie.card_id ORDER BY c.card_key").fetchall()
+            "JOIN cards c ON c.id = ie.card_id ORDER BY c.card_key"
+        ).fetchall()
         [snap] = conn.execute("SELECT * FROM portfolio_snapshots").fetchall()
         none = conn.execute(
             "SELECT count(*) AS n FROM card_valuations v JOIN cards c ON c.id = v.card_id "
-            "WHERE c.card_key = 'sv3pt5-1'").fetchone()["n"]
+            "WHERE c.card_key = 'sv3pt5-1'"
+        ).fetchone()["n"]
     near_mint = vals[0]
     assert near_mint["condition"] == "near_mint"
-    assert (near_mint["fmv"], near_mint["confidence_interval_lower"],
-            near_mint["confidence_interval_upper"]) == (Decimal("12.00"), Decimal("10.00"),
-                                                        Decimal("14.00"))
+    assert (
+        near_mint["fmv"],
+        near_mint["confidence_interval_lower"],
+        near_mint["confidence_interval_upper"],
+    ) == (Decimal("12.00"), Decimal("10.00"), Decimal("14.00"))
     assert (near_mint["sample_size"], near_mint["outliers_rejected"]) == (5, 1)
     assert near_mint["valid_until"] == now + timedelta(hours=24)
     assert none == 0
     assert [(e["card_key"], e["last_valuated_price"]) for e in entries] == [
-        ("dsk-1", Decimal("12.00")), ("sv3pt5-1", None)]
+        ("dsk-1", Decimal("12.00")),
+        ("sv3pt5-1", None),
+    ]
     assert snap["user_id"] == owner.id and snap["total_value"] == Decimal("24.00")
     assert (snap["total_cards"], snap["unique_cards"]) == (4, 2)
     assert snap["value_by_set"] == {"DSK": 24.0, "sv3pt5": 0}

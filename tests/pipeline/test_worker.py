@@ -37,8 +37,11 @@ def broker_env(request, broker_dir: Path, monkeypatch: pytest.MonkeyPatch) -> di
     """Point this process and the worker's environment at the same broker."""
     from pipeline.settings import settings
 
-    env = {"CARDSCAN_VAR_DIR": str(settings.var_dir), "CARDSCAN_RECOGNIZER": "fake",
-           "CARDSCAN_REAPER_INTERVAL_S": "1"}
+    env = {
+        "CARDSCAN_VAR_DIR": str(settings.var_dir),
+        "CARDSCAN_RECOGNIZER": "fake",
+        "CARDSCAN_REAPER_INTERVAL_S": "1",
+    }
     if request.param == "redis":
         if not _redis_up():
             pytest.skip(f"no Redis at {REDIS_URL}")
@@ -66,12 +69,16 @@ def start_worker(broker_env, tmp_path):
 
 
 def _upload(client, headers, data: bytes, name: str = "photo.jpg"):
-    return client.post("/v1/scans", files={"file": (name, data, "application/octet-stream")},
-                       headers=headers)
+    return client.post(
+        "/v1/scans", files={"file": (name, data, "application/octet-stream")}, headers=headers
+    )
 
 
 def test_photos_complete_hostile_files_fail_clearly_and_the_worker_goes_on(
-    client, make_user, start_worker, monkeypatch,
+    client,
+    make_user,
+    start_worker,
+    monkeypatch,
 ):
     from pipeline.settings import settings
 
@@ -88,15 +95,20 @@ def test_photos_complete_hostile_files_fail_clearly_and_the_worker_goes_on(
     crop = client.get(card["crop_url"], headers=alice)
     assert crop.status_code == 200 and crop.headers["content-type"] == "image/jpeg"
 
-    rejected = {"empty.jpg": (b"", 422), "notes.jpg": (text_as_jpg(), 415),
-                "bomb.png": (bomb_png(), 413)}
+    rejected = {
+        "empty.jpg": (b"", 422),
+        "notes.jpg": (text_as_jpg(), 415),
+        "bomb.png": (bomb_png(), 413),
+    }
     for name, (data, status) in rejected.items():
         assert _upload(client, alice, data, name).status_code == status, name
     with monkeypatch.context() as patch:
         patch.setattr(settings, "max_upload_bytes", 40_000)
         assert _upload(client, alice, photo(1, size=(640, 480), fmt="PNG")).status_code == 413
-    failing = [_upload(client, alice, data, name).json()["scan_id"]
-               for name, data in (("c.jpg", corrupt_jpeg()), ("t.png", truncated_png()))]
+    failing = [
+        _upload(client, alice, data, name).json()["scan_id"]
+        for name, data in (("c.jpg", corrupt_jpeg()), ("t.png", truncated_png()))
+    ]
     good = _upload(client, alice, photo(2)).json()["scan_id"]
     for scan_id in failing:
         scan = wait_for_scan(scan_id)
@@ -108,7 +120,9 @@ def test_photos_complete_hostile_files_fail_clearly_and_the_worker_goes_on(
 
 
 def test_sigkill_mid_scan_then_a_new_worker_completes_it_exactly_once(
-    client, make_user, start_worker,
+    client,
+    make_user,
+    start_worker,
 ):
     from db import jobs, scans
     from db.pool import connection
@@ -154,7 +168,10 @@ def _real_models_missing() -> str | None:
         return "pipeline/recognize.py is not written yet"
     probe = subprocess.run(
         [sys.executable, "-c", "from pipeline.recognize import Recognizer; Recognizer().load()"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     return f"models do not load: {probe.stderr[-300:]}" if probe.returncode else None
 

@@ -52,8 +52,12 @@ def test_a_command_on_an_unmigrated_database_says_what_to_do(db_url, command):
         fresh = urlparse(db_url)._replace(path=f"/{name}").geturl()
         env = {**os.environ, "CARDSCAN_DATABASE_URL": fresh}
         out = subprocess.run(
-            [sys.executable, "-m", "scripts.cli", *command], env=env,
-            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=120,
+            [sys.executable, "-m", "scripts.cli", *command],
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:

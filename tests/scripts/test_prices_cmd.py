@@ -12,8 +12,10 @@ runner = CliRunner()
 
 def test_generate_import_valuate(clean_db, catalog, tmp_path):
     out = tmp_path / "prices.csv"
-    r = runner.invoke(app, ["prices", "generate", "--out", str(out), "--limit", "5",
-                            "--per-card", "8", "--seed", "3"])
+    r = runner.invoke(
+        app,
+        ["prices", "generate", "--out", str(out), "--limit", "5", "--per-card", "8", "--seed", "3"],
+    )
     assert r.exit_code == 0, r.output
     assert "wrote 40 prices for 5 cards" in r.output
     bad = tmp_path / "bad.csv"
