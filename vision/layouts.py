@@ -9,7 +9,7 @@ CARD_PX = (448, 626)  # catalog image size (w, h), 63 x 88 mm
 LAYOUTS = ("closeup", "scatter", "grid", "binder", "fan", "pile", "empty")
 # Drawn only when asked for (the training mix's extra shares), so that the seeds of LAYOUTS'
 # scenes, and the test sets made from them, stay as they were.
-EXTRA_LAYOUTS = ("zoom",)
+EXTRA_LAYOUTS = ("zoom", "tossed")
 
 Rng = np.random.Generator
 
@@ -66,7 +66,8 @@ def _zoom(w: int, h: int, rng: Rng) -> list[np.ndarray]:
     return [q + (np.array([w, h]) / 2 - spot).astype(np.float32)]
 
 
-def _scatter(w: int, h: int, rng: Rng) -> list[np.ndarray]:
+def _scatter(w: int, h: int, rng: Rng, free: float = 0.4) -> list[np.ndarray]:
+    """Cards lying anywhere, some overlapping or cut by the frame; `free` of them at any angle."""
     n = int(rng.choice(np.arange(1, 13), p=np.array([6, 6, 5, 5, 4, 4, 3, 3, 3, 2, 2, 2]) / 45))
     short = min(w, h)
     height = short * rng.uniform(0.3, 0.75) / max(1.0, np.sqrt(n) / 1.3)
@@ -78,7 +79,7 @@ def _scatter(w: int, h: int, rng: Rng) -> list[np.ndarray]:
             break
         margin = -0.2 * height if rng.random() < 0.15 else 0.4 * height
         cx, cy = rng.uniform(margin, w - margin), rng.uniform(margin, h - margin)
-        q = card_quad(cx, cy, height * rng.uniform(0.92, 1.08), _angle(rng))
+        q = card_quad(cx, cy, height * rng.uniform(0.92, 1.08), _angle(rng, free))
         box = np.concatenate([q.min(0), q.max(0)])
         if not overlap_ok and any(_box_overlap(box, b) > 0.02 for b in boxes):
             continue
@@ -156,6 +157,8 @@ def place_cards(layout: str, w: int, h: int, rng: Rng) -> list[np.ndarray]:
         plane = _zoom(w, h, rng)
     elif layout == "scatter":
         plane = _scatter(w, h, rng)
+    elif layout == "tossed":  # a scatter whose every card lies at any angle
+        plane = _scatter(w, h, rng, free=1.0)
     elif layout == "grid":
         plane = _grid(
             w,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from vision.geometry import signed_area
+from vision.layouts import place_cards
 from vision.synth import (
     CARD_PX,
     CatalogCard,
@@ -127,6 +128,19 @@ def test_zoom_scenes_show_the_inside_of_a_card_too_big_to_label(catalog: list[Ca
         for c in s.cards
     ]
     assert sum(label is None for label in labelled) >= 10  # most are no card to the detector
+
+
+def test_tossed_cards_lie_at_any_angle_where_a_scatter_mostly_squares_them() -> None:
+    def off_square(layout: str) -> float:
+        """Share of cards turned 20-70 degrees off a right angle."""
+        rng = np.random.default_rng(0)
+        quads = [q for _ in range(60) for q in place_cards(layout, 1280, 960, rng)]
+        edge = np.array([q[1] - q[0] for q in quads])
+        angle = np.degrees(np.arctan2(edge[:, 1], edge[:, 0])) % 90
+        return float(np.mean((angle > 20) & (angle < 70)))
+
+    assert off_square("tossed") > 0.45  # uniform angles: 50 / 90 of them
+    assert off_square("scatter") < 0.35  # 40 % free: about 0.22
 
 
 def test_extra_layout_shares_force_some_training_scenes_and_leave_the_rest(
