@@ -37,6 +37,10 @@ TURNED_MIN_SCORE = 0.8
 # ... and the refiner must be this sure of it (its second least certain corner): the turned look
 # sees the photo smaller, and in a close-up it finds kites inside the card.
 TURNED_MIN_CERTAINTY = 0.6
+# An upright-look card scoring under `conf` (down to `unsure_conf`) is kept only when the refiner
+# is this sure of it: dark scenes, busy backgrounds and small cards give real cards scores of
+# 0.4-0.7, while false ones seldom have four sharp corners (models/detector/MODEL_CARD.md).
+UNSURE_MIN_CERTAINTY = 0.8
 
 
 @dataclass
@@ -185,9 +189,12 @@ class CardDetector(Model):
         second_look: float = 0.15,
         min_certainty: float | None = None,
         turn: bool | None = None,
+        unsure_conf: float | None = None,
     ) -> None:
         super().__init__(path)
         self.conf = settings.detector_conf if conf is None else conf
+        # from this score up to `conf`, a card needs UNSURE_MIN_CERTAINTY (only when refining)
+        self.unsure_conf = settings.detector_unsure_conf if unsure_conf is None else unsure_conf
         # of the refiner's certainty (`models.refiner.card_certainty`), when there is a refiner
         self.min_certainty = (
             settings.detector_min_certainty if min_certainty is None else min_certainty
@@ -232,25 +239,30 @@ class CardDetector(Model):
         if self.refiner is not None:
             self.refiner.warmup()
 
-    def _rows(self, canvas: np.ndarray) -> np.ndarray:
-        """Model rows (N, 17) above `conf` for one size x size BGR canvas, in its pixels."""
+    def _rows(self, canvas: np.ndarray, floor: float) -> np.ndarray:
+        """Model rows (N, 17) scoring `floor` or more for one size x size BGR canvas, in its
+        pixels."""
         blob = cv2.dnn.blobFromImage(canvas, 1 / 255.0, swapRB=True)  # (1, 3, S, S) RGB 0-1
         out = self._session.run(None, {self._input: blob})[0][0].T  # (N, 17)
-        return out[out[:, 4] >= self.conf]
+        return out[out[:, 4] >= floor]
+
+    @property
+    def _refining(self) -> bool:
+        return self.refine and self.refiner is not None
 
     def candidates(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scores (N,), corners (N, 4, 2) in the image's pixels and which came from the turned
-        look (N,) bool, of both looks: the image letterboxed and, when `turn` is set, turned by
-        TURN degrees (scoring TURNED_MIN_SCORE at least there). A card's corners keep their
-        printed order (TL, TR, BR, BL) whichever way the photo was turned."""
+        look (N,) bool, of both looks: the image letterboxed (scoring `unsure_conf` at least when
+        refining, else `conf`) and, when `turn` is set, turned by TURN degrees (scoring
+        TURNED_MIN_SCORE at least there). A card's corners keep their printed order (TL, TR, BR,
+        BL) whichever way the photo was turned."""
         canvas, scale, pad = letterbox(image, self.imgsz)
-        rows = self._rows(canvas)
+        rows = self._rows(canvas, min(self.conf, self.unsure_conf) if self._refining else self.conf)
         scores = [rows[:, 4]]
         quads = [geometry.unletterbox(rows[:, 5:].reshape(-1, 4, 3)[..., :2], scale, pad)]
         if self.turn:
             canvas, to_canvas = turned(image, self.imgsz)
-            rows = self._rows(canvas)
-            rows = rows[rows[:, 4] >= TURNED_MIN_SCORE]
+            rows = self._rows(canvas, max(self.conf, TURNED_MIN_SCORE))
             if len(rows):
                 back = np.linalg.inv(to_canvas)
                 scores.append(rows[:, 4])
@@ -290,8 +302,9 @@ class CardDetector(Model):
                 found.append(quad)
                 kept.append(float(scores[i]))
                 turned_floor = TURNED_MIN_CERTAINTY if from_turned[i] else 0.0
-                floors.append(max(self.min_certainty, turned_floor))
-        if self.refine and self.refiner is not None and found:
+                unsure_floor = UNSURE_MIN_CERTAINTY if scores[i] < self.conf else 0.0
+                floors.append(max(self.min_certainty, turned_floor, unsure_floor))
+        if self._refining and found:
             found, kept = self._refine(image, found, kept, floors)
         return [
             Detection(q.astype(np.float32), score) for q, score in zip(found, kept, strict=True)

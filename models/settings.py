@@ -15,9 +15,9 @@ class ModelSettings(BaseSettings):
     # ONNX Runtime execution providers in order of preference; the GPU image sets CUDA first.
     providers: list[str] = ["CPUExecutionProvider"]
     onnx_threads: int = 0  # 0: ONNX Runtime decides (all cores)
-    # A card is kept from this detector score. 0.7 finds the most cards on synthetic scenes;
-    # 0.8 drops more false cards on real photos and misses more half-covered ones
-    # (models/detector/MODEL_CARD.md).
+    # A card is kept from this detector score on the model's word alone. 0.7 finds the most
+    # cards on synthetic scenes; 0.8 drops more false cards on real photos and misses more
+    # half-covered ones (models/detector/MODEL_CARD.md).
     detector_conf: float = 0.7
     # ... and from this refiner certainty of its second least certain corner (models.refiner):
     # a quad spanning two overlapping cards, or around something card-like, has two or more
@@ -25,6 +25,9 @@ class ModelSettings(BaseSettings):
     # ones that identification would have named, so 0 (every quad) is the default
     # (models/detector/MODEL_CARD.md).
     detector_min_certainty: float = 0.0
+    # From this score up to detector_conf, a card is kept only when the refiner is sure of it
+    # (models.detector.UNSURE_MIN_CERTAINTY); detector_conf or more turns this off.
+    detector_unsure_conf: float = 0.4
     # Also run the detector on the photo turned by 45 degrees, for the cards lying at 30-45
     # degrees that the upright look misses (one more model run per photo).
     detector_turn: bool = True

@@ -11,6 +11,7 @@ import pytest
 from models.detector import (
     TURNED_MIN_CERTAINTY,
     TURNED_MIN_SCORE,
+    UNSURE_MIN_CERTAINTY,
     CardDetector,
     letterbox,
     quad_nms,
@@ -219,6 +220,31 @@ def test_a_quad_the_refiner_is_unsure_of_is_dropped_and_suppresses_no_card() -> 
     det.min_certainty = 0.0  # off: the two answers are one card, the higher score stays
     dets = det.predict(image)
     assert len(dets) == 1 and dets[0].score == pytest.approx(0.95)
+
+
+def test_a_card_scoring_under_conf_is_kept_only_when_the_refiner_is_sure_of_it() -> None:
+    sure, doubtful, weak = (
+        np.float32([[x, 100], [x + 60, 100], [x + 60, 184], [x, 184]]) for x in (20, 120, 220)
+    )
+    plain = np.float32([[120, 200], [180, 200], [180, 284], [120, 284]])
+
+    class ByPlace(FakeRefiner):  # sure of the card at x=20 and of the plain one only
+        def predict(self, _image: np.ndarray, quads: list[np.ndarray]) -> list[Refined]:
+            self.calls.append(len(quads))
+            return [
+                Refined(q, UNSURE_MIN_CERTAINTY + (0.05 if q[0, 0] < 60 else -0.2)) for q in quads
+            ]
+
+    rows = np.stack([_row(sure, 0.5), _row(doubtful, 0.5), _row(weak, 0.3), _row(plain, 0.9)])
+    det = _fake_detector(rows)
+    det.refine, det.refiner, det.conf, det.unsure_conf = True, ByPlace(), 0.7, 0.4
+    dets = det.predict(np.zeros((320, 320, 3), np.uint8))
+    assert det.refiner.calls == [3]  # the 0.3 candidate never reaches the refiner
+    # the doubtful card is dropped; the plain one (0.9) needs no certainty
+    assert sorted(round(d.score, 1) for d in dets) == [0.5, 0.9]
+    assert any(np.allclose(d.quad, sure) for d in dets)
+    det.unsure_conf = 0.7  # off: only the model's own word counts
+    assert [round(d.score, 1) for d in det.predict(np.zeros((320, 320, 3), np.uint8))] == [0.9]
 
 
 def test_a_card_only_the_turned_look_finds_needs_a_sure_refiner() -> None:
