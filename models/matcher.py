@@ -14,7 +14,6 @@ like their reference once aligned (the same art in another frame: a reprint outs
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -22,35 +21,39 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-from typing import overload
 
 import cv2
-import faiss
 import numpy as np
 
+from models.calibration import FEATURES, Calibration, calibration_path, features
 from models.embedder import CardEmbedder
 from models.index import CatalogEntry, CatalogIndex, Hit
 from models.reader import TextReader, TextReading, number_line, prints_number
 from models.settings import settings
+from models.verify import (
+    CROP_HW,
+    ORB_FEATURES,
+    VERIFY_HW,
+    aligned_view,
+    appearance,
+    border_contrast,
+    homography_inliers,
+    lab_thumbnail,
+    orb_features,
+    read_reference,
+    reference_region,
+)
 from vision.errors import ModelNotReadyError
 
-CROP_HW = (626, 448)
 VERIFY_TOP = 3  # candidates verified by homography; ~2 ms each
 VERIFY_DEEP = 10  # ... and this far down the shortlist when none of them fits
 MAX_SIBLINGS = 4  # same-name printings also verified when the best candidate has them
-# Verification runs at half the crop size: cards photographed small are blurry when warped up to
-# 626x448, and at half size they match their references better (inliers median 110 vs 95 on
-# synthetic scenes) for 30 % less CPU.
-VERIFY_HW = (313, 224)
-ORB_FEATURES = 500  # per 626x448 crop; the index's stored reference features use the same
 MIN_INLIERS = 15  # below this the homography is noise, never an auto-accept
 MAX_BORDER_DELTA = 85  # grey levels; see border_contrast
 SURE_INLIERS = 60  # a homography this well supported needs no title OCR
-# Aligned appearance: normalised cross-correlation of Lab thumbnails (mean over channels). On
-# synthetic scenes a right match has median 0.84 (5th percentile 0.48), a wrong card ~0.3; the
-# right printing beat every same-name sibling on the same crop by 0.03-0.43 (22 of 22).
-APPEAR_HW = (68, 48)
+# Aligned appearance (models.verify.appearance): on synthetic scenes a right match has median
+# 0.84 (5th percentile 0.48), a wrong card ~0.3; the right printing beat every same-name sibling
+# on the same crop by 0.03-0.43 (22 of 22).
 MIN_APPEARANCE = 0.55  # below: the crop does not look like this printing once aligned
 SURE_APPEARANCE = 0.7  # with SURE_INLIERS: the picture alone is conclusive (no title OCR)
 SIBLING_APPEAR_GAP = 0.1  # the frame tells a same-name printing apart without its number
@@ -58,17 +61,6 @@ SIBLING_APPEAR_GAP = 0.1  # the frame tells a same-name printing apart without i
 # and neither prints a number, so an Alpha match may be a Beta card (worth a fraction of it).
 UNPROVABLE_SETS = {"LEA"}
 MIN_NAME_SCORE = 0.6  # a title read that matches the name worse than this names another card
-FEATURES = (
-    "cos",
-    "cos_gap",
-    "inliers",
-    "inlier_gap",
-    "appear",
-    "appear_gap",
-    "name",
-    "number",
-    "siblings",
-)
 
 
 class Decision(StrEnum):
@@ -87,178 +79,6 @@ class Match:
     name: str | None = None
     set_code: str | None = None
     number: str | None = None
-
-
-@dataclass
-class Calibration:
-    """Logistic model P(candidate is the card | FEATURES); `fitted` False disables auto-accept."""
-
-    weights: list[float]
-    bias: float
-    fitted: bool = False
-    info: dict = field(default_factory=dict)
-
-    @classmethod
-    def default(cls) -> Calibration:
-        return cls([4.0, 8.0, 2.0, 2.0, 3.0, 3.0, 1.5, 2.0, -1.0], -9.0, fitted=False)
-
-    @classmethod
-    def read(cls, path: Path) -> Calibration:
-        """The fitted parameters; unfitted defaults when they were fitted for other features."""
-        d = json.loads(path.read_text())
-        if tuple(d.get("features", ())) != FEATURES:
-            stale = cls.default()
-            stale.info = {"stale": f"{path.name} was fitted for {d.get('features')}"}
-            return stale
-        return cls(d["weights"], d["bias"], d.get("fitted", True), d.get("info", {}))
-
-    def write(self, path: Path) -> None:
-        d = {
-            "features": FEATURES,
-            "weights": self.weights,
-            "bias": self.bias,
-            "fitted": self.fitted,
-            "info": self.info,
-        }
-        path.write_text(json.dumps(d, indent=1), encoding="utf-8")
-
-    def prob(self, x: np.ndarray) -> np.ndarray:
-        """(N, F) features -> (N,) probabilities."""
-        return 1.0 / (1.0 + np.exp(-(x @ np.asarray(self.weights) + self.bias)))
-
-    @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50) -> Calibration:
-        """Newton / IRLS logistic regression with a small ridge (no sklearn in the runtime)."""
-        a = np.hstack([x, np.ones((len(x), 1))])
-        w = np.zeros(a.shape[1])
-        for _ in range(iters):
-            p = 1.0 / (1.0 + np.exp(-(a @ w)))
-            grad = a.T @ (p - y) + l2 * np.r_[w[:-1], 0]
-            hess = (a * (p * (1 - p))[:, None]).T @ a + l2 * np.eye(len(w))
-            step = np.linalg.solve(hess, grad)
-            w -= step
-            if np.abs(step).max() < 1e-8:
-                break
-        return cls([float(v) for v in w[:-1]], float(w[-1]), fitted=True)
-
-
-def calibration_path(embedder: CardEmbedder) -> Path:
-    """Calibration parameters live beside the embedder they were fitted for."""
-    return embedder.path.with_suffix(".calibration.json")
-
-
-def orb_features(img: np.ndarray, orb: cv2.ORB) -> tuple[np.ndarray, np.ndarray | None]:
-    """BGR crop -> keypoints (K, 2) float32 at VERIFY_HW scale and ORB descriptors (K, 32)."""
-    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) if img.ndim == 3 else img
-    if gray.shape[:2] != VERIFY_HW:
-        gray = cv2.resize(gray, VERIFY_HW[::-1], interpolation=cv2.INTER_AREA)
-    kps, desc = orb.detectAndCompute(gray, None)
-    return np.array([k.pt for k in kps], np.float32).reshape(-1, 2), desc
-
-
-def ratio_matches(qd: np.ndarray, rd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(query, reference) indices of the ORB matches that pass Lowe's ratio test (0.8).
-
-    FAISS's binary flat index finds the same two nearest descriptors as OpenCV's brute-force
-    Hamming matcher in a quarter of the time (0.6 vs 2.1 ms for 500 x 500), without a Python
-    object per match. One OpenMP thread: 500 queries are too few to share.
-    """
-    faiss.omp_set_num_threads(1)
-    index = faiss.IndexBinaryFlat(rd.shape[1] * 8)
-    index.add(rd)
-    dist, idx = index.search(qd, 2)
-    good = np.flatnonzero(dist[:, 0] < 0.8 * dist[:, 1])
-    return good, idx[good, 0]
-
-
-def homography_inliers(q: tuple, r: tuple) -> tuple[int, np.ndarray | None]:
-    """RANSAC inliers among ratio-tested ORB matches and the query->reference homography.
-
-    USAC_FAST (SPRT-stopped RANSAC with local optimisation) finds the same inliers as plain RANSAC
-    (within 5; 77 % equal over 351 verifications of 1280 px scenes) in 0.07 ms instead of 2.1: a
-    wrong candidate no longer runs RANSAC's 2,000 iterations.
-    """
-    (qp, qd), (rp, rd) = q, r
-    if qd is None or rd is None or len(qd) < 8 or len(rd) < 8:
-        return 0, None
-    qi, ri = ratio_matches(qd, rd)
-    if len(qi) < 8:
-        return 0, None
-    hom, mask = cv2.findHomography(qp[qi], rp[ri], cv2.USAC_FAST, 6.0)
-    return (int(mask.sum()), hom) if mask is not None else (0, None)
-
-
-@overload
-def border_contrast(img: np.ndarray, valid: None = None) -> float: ...
-@overload
-def border_contrast(img: np.ndarray, valid: np.ndarray | None) -> float | None: ...
-
-
-def border_contrast(img: np.ndarray, valid: np.ndarray | None = None) -> float | None:
-    """Median grey of the border band minus that of the middle (black border < 0, white > 0).
-
-    Reprints outside the catalog often share the art and name (Alpha vs Revised Plague Rats) and
-    differ in the frame; on synthetic scenes a right match stays within 78 grey levels of its
-    reference (unaligned), a black/white border swap moves ~160 (100 on a badly over-cropped
-    Revised photo once aligned).
-    """
-    g = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), (90, 128), interpolation=cv2.INTER_AREA)
-    band = np.zeros(g.shape, bool)
-    band[2:6, 2:-2] = band[-6:-2, 2:-2] = band[2:-2, 2:5] = band[2:-2, -5:-2] = True
-    if valid is not None:  # only pixels the homography maps from inside the crop
-        valid = cv2.resize(valid.astype(np.uint8), (90, 128), interpolation=cv2.INTER_NEAREST) > 0
-        if (band & valid).sum() < 0.5 * band.sum():
-            return None
-        band &= valid
-    return float(np.median(g[band]) - np.median(g[20:-20, 15:-15]))
-
-
-def aligned_view(small: np.ndarray, hom: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A VERIFY_HW crop warped onto its reference by the verification homography, and the mask of
-    reference pixels it covers (a detector's over- or under-crop leaves the rest undefined)."""
-    size = VERIFY_HW[::-1]
-    aligned = cv2.warpPerspective(small, hom, size)
-    valid = cv2.warpPerspective(np.full(VERIFY_HW, 255, np.uint8), hom, size) > 0
-    return aligned, valid
-
-
-def reference_region(box: tuple[float, float, float, float], hom: np.ndarray) -> np.ndarray:
-    """Corners (TL, TR, BR, BL; 626x448 crop pixels) of a region of the reference, (y0, y1, x0,
-    x1) as fractions of the card, found in the crop through the crop->reference homography."""
-    h, w = VERIFY_HW
-    y0, y1, x0, x1 = box
-    ref = np.array(
-        [[x0 * w, y0 * h], [x1 * w, y0 * h], [x1 * w, y1 * h], [x0 * w, y1 * h]], np.float32
-    )
-    small = cv2.perspectiveTransform(ref[None], np.linalg.inv(hom))[0]
-    return small * np.array([CROP_HW[1] / w, CROP_HW[0] / h], np.float32)
-
-
-def lab_thumbnail(img: np.ndarray) -> np.ndarray:
-    """BGR image -> (68, 48, 3) float32 Lab thumbnail, the unit of the appearance comparison."""
-    small = cv2.resize(img, APPEAR_HW[::-1], interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_BGR2LAB).astype(np.float32)
-
-
-def appearance(aligned: np.ndarray, valid: np.ndarray, reference: np.ndarray) -> float:
-    """Normalised cross-correlation of an aligned crop and a reference's Lab thumbnail, per
-    channel and averaged, over the pixels the crop covers; 0 when it covers under half the card."""
-    a = lab_thumbnail(aligned)
-    mask = cv2.resize(valid.astype(np.uint8), APPEAR_HW[::-1], interpolation=cv2.INTER_AREA) > 0
-    mask &= cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # no warp seams
-    if mask.mean() < 0.5:
-        return 0.0
-    x, y = a[mask], reference[mask]  # (P, 3) each
-    x, y = x - x.mean(0), y - y.mean(0)
-    ncc = (x * y).sum(0) / np.sqrt((x * x).sum(0) * (y * y).sum(0)).clip(1e-6)
-    return float(ncc.mean())
-
-
-def read_reference(entry: CatalogEntry) -> np.ndarray:
-    img = cv2.imread(entry.image, cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(entry.image)
-    return img
 
 
 class Matcher:
@@ -515,41 +335,6 @@ class Matcher:
             best.set_code if identified else None,
             best.number if identified else None,
         )
-
-
-def features(
-    cands: list[CatalogEntry],
-    cos: dict[str, float],
-    inliers: dict[str, int],
-    appear: dict[str, float],
-    reading: TextReading,
-) -> np.ndarray:
-    """(C, F) per-candidate evidence, each column relative to the other candidates where useful.
-
-    Gaps of cosine and inliers are taken against the best candidate of another name (sibling
-    printings share the art, so they must not cancel each other's evidence there); the
-    appearance gap is taken against the best same-name printing, the one thing frames split.
-    Text columns are 0 when nothing was read, so "not read" never counts against a candidate.
-    """
-    c = np.array([cos[e.card_key] for e in cands], np.float64)
-    li = np.log1p([inliers[e.card_key] for e in cands]) / 4.0  # ~1.0 at 50 inliers
-    ap = np.array([appear[e.card_key] for e in cands], np.float64)
-    out = np.zeros((len(cands), len(FEATURES)))
-    names = [e.name.casefold() for e in cands]
-    for i, e in enumerate(cands):
-        other = [j for j in range(len(cands)) if names[j] != names[i]]
-        same = [j for j in range(len(cands)) if j != i and names[j] == names[i]]
-        out[i, 0] = c[i]
-        out[i, 1] = c[i] - max((c[j] for j in other), default=0.0)
-        out[i, 2] = li[i]
-        out[i, 3] = li[i] - max((li[j] for j in other), default=0.0)
-        out[i, 4] = ap[i]
-        out[i, 5] = ap[i] - max((ap[j] for j in same), default=0.0) if same else 0.0
-        out[i, 6] = 2 * reading.name_score(e.name) - 1 if reading.has_title else 0.0
-        has = reading.has_number(e.number) if e.number else None
-        out[i, 7] = 0.0 if has is None else (1.0 if has else -1.0)
-        out[i, 8] = 1.0 if same else 0.0
-    return out
 
 
 def gate_reasons(best: CatalogEntry, f: dict, calibration: Calibration) -> list[str]:

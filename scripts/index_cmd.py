@@ -64,7 +64,7 @@ def reference_features(entries) -> list:  # noqa: ANN001
     """ORB features of every reference image at crop size, so verification never recomputes them."""
     import cv2
 
-    from models.matcher import CROP_HW, ORB_FEATURES, orb_features
+    from models.verify import CROP_HW, ORB_FEATURES, orb_features
 
     orb = cv2.ORB_create(nfeatures=ORB_FEATURES)
     out = []
@@ -208,7 +208,7 @@ def calibrate(
     size: int = SIZE_OPTION,
 ) -> None:
     """Fit P(candidate is right | evidence) on synthetic crops; write it beside the embedder."""
-    from models.matcher import FEATURES, Calibration, calibration_path
+    from models.calibration import FEATURES, Calibration, calibration_path
 
     known = _matcher(embedder_path)
     keys = [e.card_key for e in known.index.entries]

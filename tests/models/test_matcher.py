@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from models.calibration import FEATURES, Calibration
 from models.index import CatalogEntry, CatalogIndex
-from models.matcher import FEATURES, Calibration, Decision, Matcher
+from models.matcher import Decision, Matcher
 from models.reader import TextReading
 
 CROP = (626, 448)
