@@ -39,8 +39,8 @@ TURNED_MIN_SCORE = 0.8
 TURNED_MIN_CERTAINTY = 0.6
 # An upright-look card scoring under `conf` (down to `unsure_conf`) is kept only when the refiner
 # is this sure of it: dark scenes, busy backgrounds and small cards give real cards scores of
-# 0.4-0.7, while false ones seldom have four sharp corners (models/detector/MODEL_CARD.md).
-UNSURE_MIN_CERTAINTY = 0.8
+# 0.4-0.8, while false ones seldom have four sharp corners (models/detector/MODEL_CARD.md).
+UNSURE_MIN_CERTAINTY = 0.7
 
 
 @dataclass

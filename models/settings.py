@@ -15,10 +15,11 @@ class ModelSettings(BaseSettings):
     # ONNX Runtime execution providers in order of preference; the GPU image sets CUDA first.
     providers: list[str] = ["CPUExecutionProvider"]
     onnx_threads: int = 0  # 0: ONNX Runtime decides (all cores)
-    # A card is kept from this detector score on the model's word alone. 0.7 finds the most
-    # cards on synthetic scenes; 0.8 drops more false cards on real photos and misses more
-    # half-covered ones (models/detector/MODEL_CARD.md).
-    detector_conf: float = 0.7
+    # A card is kept from this detector score on the model's word alone; below it, down to
+    # detector_unsure_conf, only when the refiner is sure of its corners. With those unsure cards
+    # kept, 0.8 finds as many cards as 0.7 on synthetic scenes and fewer false ones on real
+    # photos (models/detector/MODEL_CARD.md).
+    detector_conf: float = 0.8
     # ... and from this refiner certainty of its second least certain corner (models.refiner):
     # a quad spanning two overlapping cards, or around something card-like, has two or more
     # diffuse corners. 0.65 drops a third of the false cards, and also some loosely found real

@@ -111,7 +111,9 @@ def test_input_is_rgb_scaled_nchw() -> None:
 def test_low_scores_and_duplicates_are_dropped() -> None:
     q = np.float32([[100, 100], [160, 100], [160, 184], [100, 184]])
     rows = np.stack([_row(q, 0.9), _row(q + 1, 0.8), _row(q + 120, 0.7), _row(q + 200, 0.1)])
-    dets = _fake_detector(rows).predict(np.zeros((320, 320, 3), np.uint8))
+    det = _fake_detector(rows)
+    det.conf = 0.7
+    dets = det.predict(np.zeros((320, 320, 3), np.uint8))
     assert [round(d.score, 1) for d in dets] == [0.9, 0.7]
 
 
