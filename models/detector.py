@@ -5,7 +5,7 @@ cx, cy, w, h, card score, then (x, y, visibility) for TL, TR, BR, BL of the card
 The model sees each photo twice, letterboxed and turned by 45 degrees, and one NMS merges both
 looks' cards. When a corner refiner is committed under models/refiner, it re-finds the corners
 of every kept card (the cascade's second stage, `models.refiner`), all cards of a photo in one
-batch.
+batch, and its certainty decides the cards the model scored under its floor (`unsure_conf`).
 """
 
 from __future__ import annotations
