@@ -37,6 +37,7 @@ Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 class Refined:
     quad: np.ndarray  # (4, 2) float32, photo pixels, the input's corner order
     certainty: float  # of the card's second least certain corner, in its last window
+    corners: np.ndarray | None = None  # (4,) each corner's certainty, in that window
 
 
 def card_certainty(corners: np.ndarray) -> float:
@@ -77,7 +78,7 @@ def refine_quads(
         return []
     start = [np.asarray(q, np.float32).reshape(4, 2) for q in quads]
     current = list(start)
-    certainty = [0.0] * len(start)
+    certainty = [np.zeros(4, np.float32)] * len(start)
     # Smallest cards first: the photo shrunk for them serves the larger ones too (`card_window`).
     moving = sorted(range(len(start)), key=lambda i: geometry.card_height(start[i]))
     scale = np.array(WINDOW_SIZE, np.float32)  # (w, h)
@@ -90,14 +91,14 @@ def refine_quads(
         for i, c, cert, (_, hom) in zip(moving, corners, corner_certainty, windows, strict=True):
             new = geometry.map_points(c, np.linalg.inv(hom))
             moved = float(np.linalg.norm(new - current[i], axis=1).max())
-            current[i], certainty[i] = new, card_certainty(cert)
+            current[i], certainty[i] = new, np.asarray(cert, np.float32)
             if step == 0 or moved > settled * geometry.card_height(new):
                 still.append(i)
         moving = still
         if not moving:
             break
     out = []
-    for old, new, card_cert in zip(start, current, certainty, strict=True):
+    for old, new, corner_cert in zip(start, current, certainty, strict=True):
         moved = float(np.linalg.norm(new - old, axis=1).max())
         sane = (
             np.isfinite(new).all()
@@ -105,7 +106,8 @@ def refine_quads(
             and np.sign(geometry.signed_area(new)) == np.sign(geometry.signed_area(old))
             and moved <= max_move * geometry.card_height(old)
         )
-        out.append(Refined(new.astype(np.float32) if sane else old, card_cert))
+        quad = new.astype(np.float32) if sane else old
+        out.append(Refined(quad, card_certainty(corner_cert), corner_cert))
     return out
 
 

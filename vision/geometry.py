@@ -96,6 +96,43 @@ def relative_corner_error(pred: np.ndarray, true: np.ndarray) -> float:
     return corner_error(pred, true) / max(card_height(true), 1e-6)
 
 
+CARD_ASPECT = 88 / 63  # height / width of a 63 x 88 mm card
+
+
+def near_frame(quad: np.ndarray, w: int, h: int, margin: float = 0.02) -> np.ndarray:
+    """(4,) bool: corners past the edge of a w x h photo or within `margin` of the card's
+    height of it."""
+    q = np.asarray(quad, np.float64).reshape(4, 2)
+    inside = np.minimum.reduce([q[:, 0], q[:, 1], w - q[:, 0], h - q[:, 1]])
+    return inside < margin * card_height(q)
+
+
+def extend_to_aspect(quad: np.ndarray, doubtful: np.ndarray) -> np.ndarray:
+    """The quad with its two doubtful corners moved out along their sides to where the card's
+    aspect puts them, measured from the whole side between the two sure ones.
+
+    Meant for corners a detector pulls in: corners outside the photo (their training labels
+    carry no position), or corners it cannot see (a refiner's unsure ones). A side is only
+    lengthened, never shortened (perspective can make it longer than the aspect). Unless exactly
+    two adjacent corners are doubtful, the quad comes back as it is.
+    """
+    sure = ~np.asarray(doubtful, bool)
+    whole = np.flatnonzero(sure & np.roll(sure, -1))  # side a -> a + 1 has both ends sure
+    if sure.sum() != 2 or len(whole) != 1:
+        return quad
+    q = np.asarray(quad, np.float64).reshape(4, 2).copy()
+    a = int(whole[0])
+    b = (a + 1) % 4
+    # Edges 0 (TL-TR) and 2 (BR-BL) are the short ones.
+    length = np.linalg.norm(q[b] - q[a]) * (CARD_ASPECT if a % 2 == 0 else 1 / CARD_ASPECT)
+    for near, far in ((a, (a - 1) % 4), (b, (b + 1) % 4)):
+        side = q[far] - q[near]
+        seen = np.linalg.norm(side)
+        if length > seen > 0:
+            q[far] = q[near] + side * (length / seen)
+    return q.astype(np.float32)
+
+
 def map_points(points: np.ndarray, homography: np.ndarray) -> np.ndarray:
     """Apply a 3x3 homography to (N, 2) points."""
     p = np.asarray(points, np.float32).reshape(-1, 1, 2)

@@ -249,6 +249,25 @@ def test_a_card_scoring_under_conf_is_kept_only_when_the_refiner_is_sure_of_it()
     assert [round(d.score, 1) for d in det.predict(np.zeros((320, 320, 3), np.uint8))] == [0.9]
 
 
+def test_a_card_whose_far_corners_the_refiner_doubts_is_completed_to_its_shape() -> None:
+    """Its top edge runs under another card: the refiner finds the bottom corners sharp and the
+    top ones where the edges vanish, too low. They move up to the card's aspect."""
+    card = np.float32([[100, 40], [163, 40], [163, 128], [100, 128]])  # 63 x 88
+    cut_short = card + np.float32([[0, 30], [0, 30], [0, 0], [0, 0]])
+
+    class TopUnsure(FakeRefiner):
+        def predict(self, _image: np.ndarray, quads: list[np.ndarray]) -> list[Refined]:
+            return [Refined(q, 0.5, np.float32([0.5, 0.6, 0.95, 0.97])) for q in quads]
+
+    det = _fake_detector(np.stack([_row(cut_short, 0.9)]))
+    det.refine, det.refiner = True, TopUnsure()
+    (found,) = det.predict(np.zeros((320, 320, 3), np.uint8))
+    np.testing.assert_allclose(found.quad, card, atol=0.01)
+    det.refiner = FakeRefiner()  # sure of every corner: the quad stays as found (moved by 1)
+    (found,) = det.predict(np.zeros((320, 320, 3), np.uint8))
+    np.testing.assert_allclose(found.quad, cut_short + 1, atol=0.01)
+
+
 def test_a_card_only_the_turned_look_finds_needs_a_sure_refiner() -> None:
     image = np.zeros((1000, 1600, 3), np.uint8)
     upright_card = np.float32([[100, 100], [400, 100], [400, 520], [100, 520]])

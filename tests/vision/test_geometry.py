@@ -71,3 +71,34 @@ def test_match_quads_is_one_to_one() -> None:
 def test_is_convex() -> None:
     assert geometry.is_convex(SQUARE)
     assert not geometry.is_convex(SQUARE[[0, 2, 1, 3]])  # a bow tie
+
+
+def test_near_frame_flags_corners_past_or_at_the_photos_edge() -> None:
+    quad = np.array([[100, 120], [352, 120], [352, 299], [100, 420]], np.float32)
+    assert geometry.near_frame(quad, 400, 300).tolist() == [False, False, True, True]
+    assert not geometry.near_frame(quad, 400, 500).any()
+
+
+def test_extend_to_aspect_moves_doubtful_corners_out_to_the_cards_shape() -> None:
+    # A 63 x 88 card (scaled by 4), upright, its bottom half below a 400 x 300 photo; the
+    # model's far corners sit on the frame's bottom edge.
+    card = np.array([[100, 120], [352, 120], [352, 472], [100, 472]], np.float32)
+    pulled_in = card.copy()
+    pulled_in[2:, 1] = 299
+    extended = geometry.extend_to_aspect(pulled_in, geometry.near_frame(pulled_in, 400, 300))
+    np.testing.assert_allclose(extended, card, atol=0.5)
+    # Lying on its side (the sure corners span a long side): the short sides grow instead.
+    turned = np.array([[120, 100], [120, 352], [-232, 352], [-232, 100]], np.float32)
+    pulled = turned.copy()
+    pulled[2:, 0] = 30
+    doubtful = np.array([False, False, True, True])
+    np.testing.assert_allclose(geometry.extend_to_aspect(pulled, doubtful), turned, atol=0.5)
+
+
+def test_extend_to_aspect_leaves_other_quads_alone() -> None:
+    card = np.array([[100, 120], [352, 120], [352, 600], [100, 600]], np.float32)
+    for doubtful in ([0, 0, 0, 0], [0, 0, 1, 0], [0, 1, 1, 1], [1, 0, 1, 0]):  # not a side
+        assert geometry.extend_to_aspect(card, np.array(doubtful, bool)) is card
+    # Sides already longer than the aspect's length (perspective does that) are not shortened.
+    longer = geometry.extend_to_aspect(card, np.array([0, 0, 1, 1], bool))
+    np.testing.assert_array_equal(longer, card)
