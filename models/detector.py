@@ -165,13 +165,14 @@ def quad_nms(
     is too, but real cards have one size and never nest.
     """
     keep: list[int] = []
+    areas = [geometry.area(q) for q in quads]
     for i in np.argsort(-scores):
         if keep:
             near = np.asarray(keep)[_box_iou(boxes[i], boxes[keep]) > 0]
             dup = False
             for j in near:
                 inter = geometry.intersection_area(quads[i], quads[j])
-                a_i, a_j = geometry.area(quads[i]), geometry.area(quads[j])
+                a_i, a_j = areas[i], areas[j]
                 # Nested either way: a card never lies inside another card, nor contains one.
                 nested = inter / max(min(a_i, a_j), 1e-6) > contain
                 if inter / max(a_i + a_j - inter, 1e-6) > iou or nested:

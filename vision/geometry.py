@@ -10,10 +10,16 @@ import cv2
 import numpy as np
 
 
+def _points(quad: np.ndarray) -> list[list[float]]:
+    """A polygon's corners as Python floats: a detector's NMS asks about a few hundred quads a
+    photo, and numpy's per-call overhead on 4 points is most of the work."""
+    return np.asarray(quad, np.float64).reshape(-1, 2).tolist()
+
+
 def signed_area(quad: np.ndarray) -> float:
     """Shoelace area; positive when the corners run clockwise on screen (y down)."""
-    x, y = quad[:, 0].astype(np.float64), quad[:, 1].astype(np.float64)
-    return float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2
+    p = _points(quad)
+    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(p, p[1:] + p[:1], strict=True)) / 2
 
 
 def area(quad: np.ndarray) -> float:
@@ -21,10 +27,10 @@ def area(quad: np.ndarray) -> float:
 
 
 def is_convex(quad: np.ndarray) -> bool:
-    q = np.asarray(quad, np.float64)
-    edges = np.roll(q, -1, 0) - q
-    cross = edges[:, 0] * np.roll(edges, -1, 0)[:, 1] - edges[:, 1] * np.roll(edges, -1, 0)[:, 0]
-    return bool(np.all(cross > 0) or np.all(cross < 0))
+    p = _points(quad)
+    edges = [(x1 - x0, y1 - y0) for (x0, y0), (x1, y1) in zip(p, p[1:] + p[:1], strict=True)]
+    cross = [a[0] * b[1] - a[1] * b[0] for a, b in zip(edges, edges[1:] + edges[:1], strict=True)]
+    return all(c > 0 for c in cross) or all(c < 0 for c in cross)
 
 
 def order_clockwise(points: np.ndarray) -> np.ndarray:
