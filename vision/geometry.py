@@ -136,7 +136,8 @@ def extend_to_aspect(quad: np.ndarray, doubtful: np.ndarray) -> np.ndarray:
         seen = np.linalg.norm(side)
         if length > seen > 0:
             q[far] = q[near] + side * (length / seen)
-    return q.astype(np.float32)
+    # Sides that converge (strong perspective) can cross when lengthened: keep the quad then.
+    return q.astype(np.float32) if is_convex(q) else quad
 
 
 def map_points(points: np.ndarray, homography: np.ndarray) -> np.ndarray:

@@ -102,3 +102,6 @@ def test_extend_to_aspect_leaves_other_quads_alone() -> None:
     # Sides already longer than the aspect's length (perspective does that) are not shortened.
     longer = geometry.extend_to_aspect(card, np.array([0, 0, 1, 1], bool))
     np.testing.assert_array_equal(longer, card)
+    # Sides converging so fast that, lengthened, they would cross: no bow tie comes back.
+    kite = np.array([[0, 0], [100, 0], [70, 40], [30, 40]], np.float32)
+    assert geometry.extend_to_aspect(kite, np.array([0, 0, 1, 1], bool)) is kite
