@@ -66,11 +66,16 @@ def default_model_path(model_dir: Path | None = None) -> Path:
     return files[-1]
 
 
+def _shrunk_size(w: int, h: int, scale: float) -> tuple[int, int]:
+    """(w, h) of an image of w x h pixels resized by `scale` (`_shrink`)."""
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def _shrink(image: np.ndarray, scale: float) -> np.ndarray:
     """The image resized by `scale`: big photos drop whole pixels first (a strided view costs
     nothing), then area-average."""
     h, w = image.shape[:2]
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    nw, nh = _shrunk_size(w, h, scale)
     step = max(1, int(1 / scale) // 2)
     src = image[::step, ::step] if step > 1 else image
     return cv2.resize(
@@ -281,7 +286,7 @@ class CardDetector(Model):
             # needs: one shrink of a 12 MP photo instead of two.
             h, w = image.shape[:2]
             left, top = int(pad[0]), int(pad[1])
-            nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+            nw, nh = _shrunk_size(w, h, scale)
             canvas, to_canvas = turned(canvas[top : top + nh, left : left + nw], self.imgsz)
             to_canvas = to_canvas @ np.diag([nw / w, nh / h, 1.0])
             rows = self._rows(canvas, max(self.conf, TURNED_MIN_SCORE))
