@@ -133,3 +133,15 @@ def test_window_outside_the_photo_is_grey() -> None:
     off = QUAD - [QUAD[:, 0].min() + 60, 0]  # the card's left part lies beyond the photo
     crop, _ = card_window(_scene(QUAD), off)
     assert (crop[:, :5] == WINDOW_FILL).all()
+
+
+def test_warp_of_fine_detail_much_larger_than_the_crop_does_not_alias() -> None:
+    # One-pixel stripes on a card six times the crop's size: sampled without averaging first,
+    # every crop row would land on a black or a white stripe at random.
+    w, h = CARD_SIZE
+    scene = np.zeros((h * 6 + 40, w * 6 + 40, 3), np.uint8)
+    scene[::2] = 255
+    quad = np.float32([[20, 20], [20 + w * 6, 20], [20 + w * 6, 20 + h * 6], [20, 20 + h * 6]])
+    crop = warp_card(scene, quad)[10:-10, 10:-10]
+    assert abs(float(crop.mean()) - 127.5) < 8
+    assert float(crop.std()) < 10
