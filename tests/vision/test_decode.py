@@ -9,7 +9,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from vision.decode import decode_image, sniff_image
 from vision.errors import (
@@ -157,3 +157,16 @@ def test_corrupted_bytes_raise_only_scan_errors() -> None:
             except ScanError:
                 continue
             assert out.ndim == 3 and out.shape[2] == 3 and out.dtype == np.uint8
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_turns_a_jpeg_as_pil_does(orientation: int) -> None:
+    rng = np.random.default_rng(orientation)
+    pixels = np.kron(rng.integers(0, 256, (3, 4, 3), dtype=np.uint8), np.ones((8, 8, 1), np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _encode(Image.fromarray(pixels), "JPEG", exif=exif, quality=95)
+    want = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))[..., ::-1]
+    out = decode_image(data, max_pixels=10_000)
+    assert out.shape == want.shape
+    assert np.abs(out.astype(int) - want).mean() < 3
