@@ -11,7 +11,10 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
+from models.settings import settings
 from vision.errors import ModelNotReadyError
+
+INT8 = ".int8.onnx"  # a model's int8 copy for the CPU, beside its float file
 
 
 class Model(ABC):
@@ -74,3 +77,25 @@ def onnx_session(path: Path, providers: list[str] | None = None, threads: int = 
     available = set(ort.get_available_providers())
     wanted = [p for p in (providers or ["CPUExecutionProvider"]) if p in available]
     return ort.InferenceSession(str(path), options, providers=wanted or ["CPUExecutionProvider"])
+
+
+def _serves_on_cpu(providers: list[str]) -> bool:
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    return next((p for p in providers if p in available), "CPUExecutionProvider") == (
+        "CPUExecutionProvider"
+    )
+
+
+def newest_model(folder: Path) -> Path | None:
+    """The newest model in `folder` (versions sort by name), or None: its int8 copy
+    (`scripts.quantize_models`) when there is one and ONNX Runtime runs it on the CPU
+    (`CARDSCAN_INT8`), else its float file. A GPU runs the float file faster."""
+    files = sorted(p for p in folder.glob("*.onnx") if not p.name.endswith(INT8))
+    if not files:
+        return None
+    int8 = files[-1].with_suffix(INT8)
+    if settings.int8 and int8.exists() and _serves_on_cpu(settings.providers):
+        return int8
+    return files[-1]

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.base import Model, onnx_session
+from models.base import Model, newest_model, onnx_session
 from models.refiner import CornerRefiner
 from models.refiner import model_path as refiner_path
 from models.settings import settings
@@ -58,12 +58,12 @@ class Detection:
 
 
 def default_model_path(model_dir: Path | None = None) -> Path:
-    """The newest `*.onnx` under <model_dir>/detector (versions sort by name)."""
+    """The newest model under <model_dir>/detector (`models.base.newest_model`)."""
     folder = (model_dir or settings.model_dir) / "detector"
-    files = sorted(folder.glob("*.onnx"))
-    if not files:
+    found = newest_model(folder)
+    if found is None:
         raise ModelNotReadyError(f"detector: no .onnx file in {folder}")
-    return files[-1]
+    return found
 
 
 def _shrunk_size(w: int, h: int, scale: float) -> tuple[int, int]:

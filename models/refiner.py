@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from models.base import Model, onnx_session
+from models.base import Model, newest_model, onnx_session
 from models.settings import settings
 from vision import geometry
 from vision.errors import ModelNotReadyError
@@ -48,9 +48,9 @@ def card_certainty(corners: np.ndarray) -> float:
 
 
 def model_path(model_dir: Path | None = None) -> Path | None:
-    """The newest `*.onnx` under <model_dir>/refiner, or None (the refiner is optional)."""
-    files = sorted(((model_dir or settings.model_dir) / "refiner").glob("*.onnx"))
-    return files[-1] if files else None
+    """The newest model under <model_dir>/refiner (`models.base.newest_model`), or None (the
+    refiner is optional)."""
+    return newest_model((model_dir or settings.model_dir) / "refiner")
 
 
 def window_blob(crops: list[np.ndarray]) -> np.ndarray:

@@ -1,9 +1,15 @@
-"""The ONNX Runtime sessions every model shares (`models.base.onnx_session`)."""
+"""What every model shares: its ONNX Runtime session and which committed file serves it."""
 
 from __future__ import annotations
 
-from models.base import onnx_session
+from pathlib import Path
+
+import onnxruntime
+import pytest
+
+from models.base import newest_model, onnx_session
 from models.detector import default_model_path
+from models.settings import settings
 
 
 def test_sessions_do_not_spin_between_runs() -> None:
@@ -12,3 +18,40 @@ def test_sessions_do_not_spin_between_runs() -> None:
     options = onnx_session(default_model_path(), threads=2).get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert options.intra_op_num_threads == 2
+
+
+def _models(folder: Path, *names: str) -> Path:
+    for name in names:
+        (folder / name).write_bytes(b"")
+    return folder
+
+
+def test_the_cpu_serves_the_newest_models_int8_copy(tmp_path: Path) -> None:
+    folder = _models(tmp_path, "m-v1.onnx", "m-v1.int8.onnx", "m-v2.onnx", "m-v2.int8.onnx")
+    assert newest_model(folder) == folder / "m-v2.int8.onnx"
+
+
+def test_an_older_versions_int8_copy_never_serves_a_newer_model(tmp_path: Path) -> None:
+    folder = _models(tmp_path, "m-v1.onnx", "m-v1.int8.onnx", "m-v2.onnx")
+    assert newest_model(folder) == folder / "m-v2.onnx"
+    (tmp_path / "none").mkdir()
+    assert newest_model(tmp_path / "none") is None
+
+
+def test_int8_off_or_a_gpu_serves_the_float_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _models(tmp_path, "m-v2.onnx", "m-v2.int8.onnx")
+    monkeypatch.setattr(settings, "int8", False)
+    assert newest_model(folder) == folder / "m-v2.onnx"
+    monkeypatch.setattr(settings, "int8", True)
+    monkeypatch.setattr(settings, "providers", ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(
+        onnxruntime,
+        "get_available_providers",
+        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    assert newest_model(folder) == folder / "m-v2.onnx"
+    # The GPU image on a machine without one runs on the CPU, and the int8 copy serves it.
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert newest_model(folder) == folder / "m-v2.int8.onnx"
