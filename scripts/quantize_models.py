@@ -2,7 +2,7 @@
 
 One command reproduces the committed files (run it in the training venv, `.venv-train`):
 
-    .venv-train/bin/python -m scripts.quantize_models [--scenes 200]
+    .venv-train/bin/python -m scripts.quantize_models
 
 The float detector, with its refiner, runs over synthetic scenes made from the train split of the
 catalog (seeds 70,000,000 on, apart from every test set), and each model's inputs are recorded on
@@ -26,6 +26,7 @@ import numpy as np
 
 from models.detector import CardDetector
 from models.refiner import CornerRefiner
+from models.settings import settings
 from vision.synth import SceneGenerator, load_catalog, split_catalog
 
 CALIBRATION_SEED = 70_000_000
@@ -49,7 +50,8 @@ class Recorder:
 
 def record(scenes: int) -> tuple[CardDetector, Recorder, Recorder]:
     """The float detector and refiner, and what they were given over `scenes` scenes."""
-    detector = CardDetector(refiner=CornerRefiner(), path=None)
+    settings.int8 = False  # the float files: they are calibrated and quantized
+    detector = CardDetector(refiner=CornerRefiner())
     detector.load()
     assert detector.refiner is not None
     looks = detector._session = Recorder(detector._session)
@@ -121,7 +123,7 @@ def quantize(
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scenes", type=int, default=200, help="calibration scenes")
+    p.add_argument("--scenes", type=int, default=48, help="calibration scenes")
     p.add_argument("--max-windows", type=int, default=400, help="refiner batches kept, at most")
     args = p.parse_args()
     started = time.time()
