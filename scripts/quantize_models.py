@@ -9,7 +9,8 @@ catalog (seeds 70,000,000 on, apart from every test set), and each model's input
 the way: the letterboxed and the turned looks, and the refiner's windows of every pass. ONNX
 Runtime's static quantization (QDQ, int8 weights per channel, uint8 activations, min-max ranges)
 then writes `<model>.int8.onnx` beside each float model, which the CPU serves instead
-(`models.base.serving_path`). The layers that write the outputs stay float: the detector's
+(`models.base.newest_model`). The refiner's ranges come from the windows of the newest detector,
+so a new detector means quantizing both again. The layers that write the outputs stay float: the detector's
 last convolutions and box/keypoint decoding put scores (0-1) and pixel coordinates (0-416) in one
 tensor, which one uint8 scale cannot hold, and the refiner's heatmaps are its corners.
 """
@@ -124,7 +125,6 @@ def quantize(
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scenes", type=int, default=48, help="calibration scenes")
-    p.add_argument("--max-windows", type=int, default=400, help="refiner batches kept, at most")
     args = p.parse_args()
     started = time.time()
     detector, looks, windows = record(args.scenes)
@@ -133,7 +133,7 @@ def main() -> None:
     print(f"recorded {len(looks.feeds)} looks and {len(windows.feeds)} refiner batches")
     for source, feeds, keep_float in (
         (detector.path, looks.feeds, detector_outputs),
-        (detector.refiner.path, windows.feeds[: args.max_windows], refiner_outputs),
+        (detector.refiner.path, windows.feeds, refiner_outputs),
     ):
         target = quantize(source, feeds, keep_float)
         print(f"{source.name} -> {target.name} ({target.stat().st_size / 1e6:.1f} MB)")
