@@ -10,9 +10,10 @@ the way: the letterboxed and the turned looks, and the refiner's windows of ever
 Runtime's static quantization (QDQ, int8 weights per channel, uint8 activations, min-max ranges)
 then writes `<model>.int8.onnx` beside each float model, which the CPU serves instead
 (`models.base.newest_model`). The refiner's ranges come from the windows of the newest detector,
-so a new detector means quantizing both again. The layers that write the outputs stay float: the detector's
-last convolutions and box/keypoint decoding put scores (0-1) and pixel coordinates (0-416) in one
-tensor, which one uint8 scale cannot hold, and the refiner's heatmaps are its corners.
+so a new detector means quantizing both again. The layers that write the outputs stay float:
+the detector's last convolutions and box/keypoint decoding put scores (0-1) and pixel
+coordinates (0-416) in one tensor, which one uint8 scale cannot hold, and the refiner's heatmaps
+are its corners.
 """
 
 from __future__ import annotations
