@@ -8,16 +8,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from models.base import Model, onnx_session
+from models.base import Model, newest_model, onnx_session
 from models.settings import settings
 
 INPUT_HW = (224, 160)  # network input (H, W); the crop's aspect (626x448) is kept
 
 
 def default_embedder_path() -> Path:
-    """The newest committed `card-embedder-*.onnx` under models/embedder/."""
-    found = sorted((settings.model_dir / "embedder").glob("card-embedder-*.onnx"))
-    return found[-1] if found else settings.model_dir / "embedder" / "card-embedder-v1.onnx"
+    """The newest model under models/embedder/ (`models.base.newest_model`)."""
+    folder = settings.model_dir / "embedder"
+    return newest_model(folder) or folder / "card-embedder-v1.onnx"
 
 
 def preprocess(crops: list[np.ndarray]) -> np.ndarray:

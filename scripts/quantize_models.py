@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from models.base import INT8
 from models.detector import CardDetector
 from models.refiner import CornerRefiner
 from models.settings import settings
@@ -103,7 +104,7 @@ def quantize(
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.it, None)
 
-    target = source.with_suffix(".int8.onnx")
+    target = source.with_suffix(INT8)
     prepared = target.with_suffix(".pre.onnx")
     quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
     try:
