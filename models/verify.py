@@ -108,6 +108,17 @@ def reference_region(box: tuple[float, float, float, float], hom: np.ndarray) ->
     return small * np.array([CROP_HW[1] / w, CROP_HW[0] / h], np.float32)
 
 
+def frame_shift(hom: np.ndarray) -> float:
+    """How far the crop's corners land from the reference's through the crop->reference
+    homography: their mean distance over the card's height. A crop of the card itself lands on
+    the frame within the detector's corner error; a crop of a card mostly covered by the one it
+    matches (a deck spread's title strip) lands a whole step away."""
+    h, w = VERIFY_HW
+    frame = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    landed = cv2.perspectiveTransform(frame[None], hom)[0]
+    return float(np.linalg.norm(landed - frame, axis=1).mean()) / h
+
+
 def lab_thumbnail(img: np.ndarray) -> np.ndarray:
     """BGR image -> (68, 48, 3) float32 Lab thumbnail, the unit of the appearance comparison."""
     small = cv2.resize(img, APPEAR_HW[::-1], interpolation=cv2.INTER_AREA)

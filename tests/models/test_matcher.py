@@ -293,3 +293,18 @@ def test_another_frame_around_the_same_art_is_not_auto_accepted(catalog):
     assert m.card_key == "tst-3" and "frame_mismatch" in m.evidence["gates"]
     [m] = matcher.predict([photographed(ref)])
     assert m.decision == Decision.AUTO_ACCEPTED
+
+
+def test_the_card_behind_in_a_deck_spread_is_not_auto_accepted_as_the_one_in_front(catalog):
+    """The crop of a card showing only its title strip holds, below that strip, most of the card
+    laid over it: that card's reference fits with many inliers, a whole step off the frame."""
+    matcher, images, reader = catalog
+    step = 150  # of 626 px: the spread's offset from one card to the next
+    behind = images["tst-5"].copy()
+    behind[step:] = images["tst-3"][: 626 - step]
+    reader.reading = TextReading(title="Card tst-3", title_conf=0.95, numbers=["3"])
+    [m] = matcher.predict([photographed(behind)])
+    assert m.evidence["frame_shift"]["tst-3"] > 0.2
+    assert m.decision != Decision.AUTO_ACCEPTED and "misaligned" in m.evidence["gates"]
+    [m] = matcher.predict([photographed(images["tst-3"])])
+    assert m.evidence["frame_shift"]["tst-3"] < 0.03 and m.decision == Decision.AUTO_ACCEPTED
