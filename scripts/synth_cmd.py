@@ -14,6 +14,9 @@ def main(
     n: int = typer.Option(2000, help="scenes"),
     size: int = typer.Option(1280, help="long side of each scene, px"),
     seed: int = typer.Option(60_000_000, help="first scene's seed (training uses others)"),
+    layout: str = typer.Option(
+        None, help="one layout for every scene (vision.layouts; e.g. stack), else each draws one"
+    ),
     held_out: bool = typer.Option(
         False, help="only printings the detector never trained on (vision.synth.split_catalog)"
     ),
@@ -29,6 +32,11 @@ def main(
         raise typer.BadParameter(f"no catalog images under {catalog}", param_hint="--catalog")
     if (out / "labels.csv").exists():
         raise typer.BadParameter(f"{out} already holds a set", param_hint="OUT")
-    path = write_test_set(out, cards, n=n, seed=seed, size=size)
+    from vision.layouts import EXTRA_LAYOUTS, LAYOUTS
+
+    if layout is not None and layout not in LAYOUTS + EXTRA_LAYOUTS:
+        known = ", ".join(LAYOUTS + EXTRA_LAYOUTS)
+        raise typer.BadParameter(f"unknown layout {layout!r} ({known})", param_hint="--layout")
+    path = write_test_set(out, cards, n=n, seed=seed, size=size, layout=layout)
     typer.echo(f"{n} scenes of {len(cards)} printings -> {path.parent}; score a run with")
     typer.echo(f"  cardscan eval {out / 'labels.csv'}")

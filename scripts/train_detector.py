@@ -7,8 +7,9 @@ One command reproduces the committed model (run it in the training venv, `.venv-
 It generates the seeded dataset under var/detector/data-s<seed>-<size>[-<extra>] (kept between
 runs), trains a YOLO11n-pose model built from its yaml (4 keypoints: the card's TL, TR, BR, BL),
 resumes from var/detector/runs/<version>/weights/last.pt when re-run, exports the best weights to
-a static-shape ONNX file at models/detector/cards-pose-<version>.onnx and writes
-models/detector/MODEL_CARD.md.
+a static-shape ONNX file at models/detector/cards-pose-<version>.onnx and writes the run's card
+(data, command, validation figures) to var/detector/runs/<version>/MODEL_CARD.md, for the
+hand-kept models/detector/MODEL_CARD.md, which holds every version's history.
 """
 
 from __future__ import annotations
@@ -264,7 +265,7 @@ def write_model_card(run: Path, target: Path, args: argparse.Namespace) -> None:
         *_eval_lines(),
         "",
     ]
-    (MODEL_DIR / "MODEL_CARD.md").write_text("\n".join(lines))
+    (run / "MODEL_CARD.md").write_text("\n".join(lines))
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ CARD_PX = (448, 626)  # catalog image size (w, h), 63 x 88 mm
 LAYOUTS = ("closeup", "scatter", "grid", "binder", "fan", "pile", "empty")
 # Drawn only when asked for (the training mix's extra shares), so that the seeds of LAYOUTS'
 # scenes, and the test sets made from them, stay as they were.
-EXTRA_LAYOUTS = ("zoom", "tossed")
+EXTRA_LAYOUTS = ("zoom", "tossed", "stack")
 
 Rng = np.random.Generator
 
@@ -149,6 +149,35 @@ def _pile(w: int, h: int, rng: Rng) -> list[np.ndarray]:
     return [card_quad(c[0], c[1], height, ang + rng.normal(0, 3)) for c in centres]
 
 
+def _stack(w: int, h: int, rng: Rng) -> list[np.ndarray]:
+    """Columns of cards each laid a little below the last, as decks are spread for a photo: every
+    card but a column's last shows only its top strip (its title bar), and sometimes a side."""
+    cols = int(rng.integers(1, 5))
+    rows = int(rng.integers(2, 8))
+    offset = rng.uniform(0.1, 0.3)  # of the card's height, from one card to the next
+    # of the card's width, sideways from one card to the next (a little, when columns stand near)
+    side = rng.uniform(-0.05, 0.2) if cols == 1 else rng.uniform(-0.03, 0.03)
+    gap = rng.uniform(1.02, 1.3)  # between columns, in card widths
+    ang = _angle(rng, 0.25)
+    # The spread's size in card heights (upright), fitted into the frame's short side.
+    span_x = ((cols - 1) * gap + 1 + abs(side) * (rows - 1)) * CARD_PX[0] / CARD_PX[1]
+    span_y = 1 + offset * (rows - 1)
+    height = min(w, h) / max(span_x, span_y) * rng.uniform(0.6, 1.0)
+    width = height * CARD_PX[0] / CARD_PX[1]
+    a = np.deg2rad(ang)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    centre = np.array([w, h]) / 2 + rng.normal(0, 0.04, 2) * [w, h]
+    quads = []
+    for c in range(cols):
+        for r in range(rows):
+            # In the spread's own frame (upright, centred), then turned and moved to the frame.
+            x = (c - (cols - 1) / 2) * gap * width + (r - (rows - 1) / 2) * side * width
+            y = (r - (rows - 1) / 2) * offset * height
+            cx, cy = rot @ np.array([x, y]) + centre
+            quads.append(card_quad(cx, cy, height, ang + rng.normal(0, 1.5)))
+    return quads
+
+
 def place_cards(layout: str, w: int, h: int, rng: Rng) -> list[np.ndarray]:
     """Card quads for one of LAYOUTS or EXTRA_LAYOUTS (at most 12)."""
     if layout == "closeup":
@@ -176,6 +205,8 @@ def place_cards(layout: str, w: int, h: int, rng: Rng) -> list[np.ndarray]:
         plane = _fan(w, h, rng)
     elif layout == "pile":
         plane = _pile(w, h, rng)
+    elif layout == "stack":
+        plane = _stack(w, h, rng)
     else:
         plane = []
     return plane[:12]

@@ -4,7 +4,9 @@ A scene is a pure function of (catalog, seed, size). Each card's ground truth is
 in the card's own order (TL, TR, BR, BL as printed: an upside-down card has its TL at the photo's
 bottom right), its card_key, and how much of it is visible. A card counts as "should be detected"
 when at least half of it is visible (`SHOULD_DETECT_VISIBLE`); slivers below `IGNORE_VISIBLE` are
-background; cards in between are neither required nor penalised by the evaluation.
+background; cards in between are neither required nor penalised by the evaluation. So is a card
+whose title strip shows whole (`TITLE_BAND`) however little of the rest does: a deck spread's
+cards show only that, and a person counts them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ DEFAULT_CATALOG = Path(__file__).resolve().parents[2] / "shared" / "data" / "cat
 SHOULD_DETECT_VISIBLE = 0.5
 IGNORE_VISIBLE = 0.2
 TRAIN_MIN_VISIBLE = 0.35  # labelled for training: partly hidden cards still teach the shape
+TITLE_BAND = 0.12  # of the card's height from its top edge: the title bar of every game's frame
+TITLE_SHOWN = 0.9  # of the title band visible: the card can be told (and is labelled for training)
 FLIP_IDX = [1, 0, 3, 2]  # a mirrored card swaps TL<->TR and BR<->BL
 
 Rng = np.random.Generator
@@ -51,6 +55,7 @@ class SceneCard:
     corner_vis: np.ndarray = field(
         default_factory=lambda: np.zeros(4, np.int8)
     )  # 0 out, 1 hidden, 2 seen
+    title_visible: float = 0.0  # fraction of the card's title band visible (`TITLE_BAND`)
 
     @property
     def should_detect(self) -> bool:
@@ -58,7 +63,9 @@ class SceneCard:
 
     @property
     def ignored(self) -> bool:
-        return IGNORE_VISIBLE <= self.visible < SHOULD_DETECT_VISIBLE
+        return not self.should_detect and (
+            self.visible >= IGNORE_VISIBLE or self.title_visible >= TITLE_SHOWN
+        )
 
 
 @dataclass
@@ -187,6 +194,12 @@ class SceneGenerator:
         h, w = ids.shape
         area = max(polygon_area(quad), 1.0)
         visible = float(np.count_nonzero(ids == k)) / area
+        band = quad.astype(np.float32).copy()  # TL, TR, and the sides' points TITLE_BAND down
+        band[2] = quad[1] + (quad[2] - quad[1]) * TITLE_BAND
+        band[3] = quad[0] + (quad[3] - quad[0]) * TITLE_BAND
+        inside = np.zeros((h, w), np.uint8)
+        cv2.fillConvexPoly(inside, np.round(band * 16).astype(np.int32), 1, cv2.LINE_8, 4)
+        title = float(np.count_nonzero(inside & (ids == k))) / max(polygon_area(band), 1.0)
         centre = quad.mean(0)
         cv_ = np.zeros(4, np.int8)
         for i, p in enumerate(quad):
@@ -194,7 +207,7 @@ class SceneGenerator:
             x, y = int(inner[0]), int(inner[1])
             if 0 <= p[0] < w and 0 <= p[1] < h:
                 cv_[i] = 2 if 0 <= x < w and 0 <= y < h and ids[y, x] == k else 1
-        return SceneCard(key, quad.astype(np.float32), min(visible, 1.0), cv_)
+        return SceneCard(key, quad.astype(np.float32), min(visible, 1.0), cv_, min(title, 1.0))
 
     @staticmethod
     def _paste(img: np.ndarray, src: np.ndarray, alpha: np.ndarray, hom: np.ndarray) -> np.ndarray:
@@ -322,7 +335,7 @@ class SceneGenerator:
 
 def yolo_pose_label(card: SceneCard, w: int, h: int) -> str | None:
     """One ultralytics pose label line (class, box, 4 x (x, y, v)) normalised, or None."""
-    if card.visible < TRAIN_MIN_VISIBLE:
+    if card.visible < TRAIN_MIN_VISIBLE and card.title_visible < TITLE_SHOWN:
         return None
     q = card.quad
     x0, y0 = np.clip(q.min(0), 0, [w, h])
@@ -385,14 +398,21 @@ def write_pose_dataset(
 
 
 def write_test_set(
-    out: Path, cards: list[CatalogCard], *, n: int, seed: int = 10_000_000, size: int = 1280
+    out: Path,
+    cards: list[CatalogCard],
+    *,
+    n: int,
+    seed: int = 10_000_000,
+    size: int = 1280,
+    layout: str | None = None,
 ) -> Path:
     """Write evaluation scenes: images/<layout>/, scenes.jsonl (quads, keys, visibility), and a
-    labels.csv in EVAL.md's format, so `cardscan eval` scores them per layout."""
+    labels.csv in EVAL.md's format, so `cardscan eval` scores them per layout. `layout` forces
+    one (else each scene draws its own)."""
     gen = SceneGenerator(cards, size)
     records, rows = [], []
     for i in range(n):
-        scene = gen.generate(seed + i)
+        scene = gen.generate(seed + i, layout)
         name = f"images/{scene.layout}/{i:05d}.jpg"
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(out / name), scene.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -409,7 +429,9 @@ def write_test_set(
                         "card_key": c.card_key,
                         "quad": np.round(c.quad, 2).tolist(),
                         "visible": round(c.visible, 3),
+                        "title_visible": round(c.title_visible, 3),
                         "should_detect": c.should_detect,
+                        "ignored": c.ignored,
                     }
                     for c in scene.cards
                 ],

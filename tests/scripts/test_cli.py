@@ -64,3 +64,25 @@ def test_a_command_on_an_unmigrated_database_says_what_to_do(db_url, command):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     assert out.returncode == 2, out.stderr
     assert "run `cardscan db upgrade`" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_synth_writes_one_layout_when_asked(tmp_path):
+    import cv2
+    import numpy as np
+
+    catalog = tmp_path / "catalog"
+    (catalog / "images").mkdir(parents=True)
+    rows = ["card_key,game,name,set_code,set_name,number,variant,image,source_repo"]
+    for i in range(3):
+        cv2.imwrite(
+            str(catalog / "images" / f"t-{i}.jpg"), np.full((626, 448, 3), 60 * i, np.uint8)
+        )
+        rows.append(f"t-{i},mtg,Card {i},TST,Test,{i},,images/t-{i}.jpg,test")
+    (catalog / "cards.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "set"
+    args = ["synth", str(out), "--n", "2", "--size", "320", "--catalog", str(catalog)]
+    result = runner.invoke(app, [*args, "--layout", "stack"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["stack"]
+    result = runner.invoke(app, [*args[:1], str(tmp_path / "other"), *args[2:], "--layout", "nope"])
+    assert result.exit_code == 2 and "unknown layout" in result.output

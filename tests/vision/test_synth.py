@@ -75,6 +75,27 @@ def test_visibility_flags_cards_hidden_or_cut(catalog: list[CatalogCard]) -> Non
         assert (c.corner_vis[~inside] == 0).all()
 
 
+def test_a_deck_spreads_title_strips_are_labelled(catalog: list[CatalogCard]) -> None:
+    """In a stack only the last card of a column shows whole; the others show their title strip,
+    and each of those is labelled for training and ignored (never a false card) by evaluation."""
+    gen = SceneGenerator(catalog, 480)
+    strips = []
+    for seed in range(20):
+        scene = gen.generate(seed, layout="stack")
+        h, w = scene.image.shape[:2]
+        for c in scene.cards:
+            if c.visible < 0.35 and c.title_visible >= 0.9:
+                strips.append(c)
+                assert yolo_pose_label(c, w, h) is not None
+                assert c.ignored and not c.should_detect
+            assert 0.0 <= c.title_visible <= 1.0
+    assert len(strips) >= 10
+    hidden = gen.generate(3, layout="pile").cards
+    for c in hidden:  # a card whose title is covered and most of it too stays unlabelled
+        if c.visible < 0.35 and c.title_visible < 0.9:
+            assert yolo_pose_label(c, 480, 480) is None
+
+
 def test_layouts_cover_the_brief(catalog: list[CatalogCard]) -> None:
     gen = SceneGenerator(catalog, 320)
     assert len(gen.generate(1, layout="binder").cards) >= 4
