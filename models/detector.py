@@ -163,12 +163,16 @@ def quad_nms(
     iou: float,
     max_det: int,
     contain: float = 1.0,
+    apart: float = 0.0,
 ) -> list[int]:
     """Greedy NMS on quad IoU (cards overlap at angles where box IoU would merge them).
 
     A candidate nested in a better one (or holding it) for more than `contain` of the smaller
     area is dropped too: a card's art box is card-like, and a box around a card and its margin
-    is too, but real cards have one size and never nest.
+    is too, but real cards have one size and never nest. With `apart`, two overlapping quads
+    that come no nearer than `apart` of a card's height on any side
+    (`vision.geometry.side_agreement`) are two cards, as in a deck spread whose cards show only
+    their title strips; 0 turns that off.
     """
     keep: list[int] = []
     areas = [geometry.area(q) for q in quads]
@@ -181,7 +185,8 @@ def quad_nms(
                 a_i, a_j = areas[i], areas[j]
                 # Nested either way: a card never lies inside another card, nor contains one.
                 nested = inter / max(min(a_i, a_j), 1e-6) > contain
-                if inter / max(a_i + a_j - inter, 1e-6) > iou or nested:
+                spread = apart > 0 and geometry.side_agreement(quads[i], quads[j]) > apart
+                if (inter / max(a_i + a_j - inter, 1e-6) > iou and not spread) or nested:
                     dup = True
                     break
             if dup:
@@ -207,6 +212,7 @@ class CardDetector(Model):
         refine: bool = True,
         refiner: CornerRefiner | None = None,
         contain: float = 0.9,
+        apart: float | None = None,
         second_look: float = 0.15,
         min_certainty: float | None = None,
         turn: bool | None = None,
@@ -225,6 +231,7 @@ class CardDetector(Model):
         self.refine = refine  # run the learned corner refiner (when one is committed)
         self.refiner = refiner  # None: the newest models/refiner/*.onnx, found at load time
         self.contain = contain
+        self.apart = settings.detector_apart if apart is None else apart  # `quad_nms`
         self.second_look = second_look  # margin (fraction of the long side) of the retry; 0: none
         self.turn = settings.detector_turn if turn is None else turn  # also look at it turned
         self.imgsz = 0
@@ -320,7 +327,7 @@ class CardDetector(Model):
         if not len(scores):
             return []
         boxes = np.concatenate([quads.min(1), quads.max(1)], 1)
-        keep = quad_nms(quads, boxes, scores, self.iou, self.max_det, self.contain)
+        keep = quad_nms(quads, boxes, scores, self.iou, self.max_det, self.contain, self.apart)
         found, kept, floors = [], [], []
         h, w = image.shape[:2]
         for i in keep:
@@ -366,7 +373,9 @@ class CardDetector(Model):
         corners = [answers[i].corners for i in sure]
         sure_scores = np.asarray([scores[i] for i in sure])
         bounds = np.concatenate([refined.min(1), refined.max(1)], 1)
-        again = quad_nms(refined, bounds, sure_scores, self.iou, self.max_det, self.contain)
+        again = quad_nms(
+            refined, bounds, sure_scores, self.iou, self.max_det, self.contain, self.apart
+        )
         h, w = image.shape[:2]
         kept = [i for i in again if _plausible(refined[i], w, h)]
         return (

@@ -35,6 +35,9 @@ class ModelSettings(BaseSettings):
     # Also run the detector on the photo turned by 45 degrees, for the cards lying at 30-45
     # degrees that the upright look misses (one more model run per photo).
     detector_turn: bool = True
+    # Two overlapping detector quads that come no nearer than this share of a card's height on
+    # any side are two cards (a deck spread's title strips; `models.detector.quad_nms`); 0: off.
+    detector_apart: float = 0.0
     # Decision thresholds on the calibrated confidence.
     auto_accept_threshold: float = 0.97
     review_threshold: float = 0.35

@@ -102,6 +102,19 @@ def relative_corner_error(pred: np.ndarray, true: np.ndarray) -> float:
     return corner_error(pred, true) / max(card_height(true), 1e-6)
 
 
+def side_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """How near two quads come along their best-matching side, whatever corner each starts at:
+    the smallest mean distance of one side's two corners to a side of the other, over `b`'s card
+    height. Two looks at one card agree on at least the side they both see; two cards of a deck
+    spread are apart on every side by the step between them."""
+    a, b = np.asarray(a, np.float64).reshape(4, 2), np.asarray(b, np.float64).reshape(4, 2)
+    best = np.inf
+    for k in range(4):
+        d = np.linalg.norm(np.roll(a, k, 0) - b, axis=1)  # corner to corner, for this start
+        best = min(best, float((d + np.roll(d, -1)).min()) / 2)
+    return best / max(card_height(b), 1e-6)
+
+
 CARD_ASPECT = 88 / 63  # height / width of a 63 x 88 mm card
 
 

@@ -130,6 +130,27 @@ def test_quad_nms_keeps_overlapping_cards_at_different_angles() -> None:
     assert quad_nms(quads, boxes, np.array([0.9, 0.8]), 0.5, 10) == [0, 1]
 
 
+def test_quad_nms_keeps_a_deck_spreads_cards_apart() -> None:
+    """Cards laid a fifth of a card below each other overlap at IoU 0.67: one card to plain NMS,
+    two with `apart`; two looks at one card that agree on a side stay one either way."""
+    card = np.float32([[100, 100], [163, 100], [163, 188], [100, 188]])
+    below = card + [0, 0.2 * 88]
+    looser = card.copy()
+    looser[2:] += [0, 12]  # the same card, its hidden bottom corners guessed lower
+    quads = np.stack([card, below, looser])
+    boxes = np.concatenate([quads.min(1), quads.max(1)], 1)
+    scores = np.array([0.9, 0.8, 0.7])
+    assert geometry.quad_iou(card, below) > 0.5
+    assert quad_nms(quads, boxes, scores, 0.5, 10) == [0]
+    assert quad_nms(quads, boxes, scores, 0.5, 10, apart=0.1) == [0, 1]
+
+
+def test_side_agreement_ignores_where_a_quad_starts() -> None:
+    card = np.float32([[100, 100], [163, 100], [163, 188], [100, 188]])
+    assert geometry.side_agreement(np.roll(card, 2, 0), card) == pytest.approx(0.0)
+    assert geometry.side_agreement(card + [0, 22], card) == pytest.approx(0.25)
+
+
 def test_a_card_like_box_inside_a_card_is_dropped() -> None:
     card = np.float32([[100, 100], [163, 100], [163, 188], [100, 188]])
     art = np.float32([[108, 112], [155, 112], [155, 150], [108, 150]])  # the art box
