@@ -185,8 +185,10 @@ def quad_nms(
                 a_i, a_j = areas[i], areas[j]
                 # Nested either way: a card never lies inside another card, nor contains one.
                 nested = inter / max(min(a_i, a_j), 1e-6) > contain
-                spread = apart > 0 and geometry.side_agreement(quads[i], quads[j]) > apart
-                if (inter / max(a_i + a_j - inter, 1e-6) > iou and not spread) or nested:
+                same = inter / max(a_i + a_j - inter, 1e-6) > iou and not (
+                    apart > 0 and geometry.side_agreement(quads[i], quads[j]) > apart
+                )
+                if same or nested:
                     dup = True
                     break
             if dup:
