@@ -14,6 +14,12 @@ EXTRA_LAYOUTS = ("zoom", "tossed", "stack")
 Rng = np.random.Generator
 
 
+def rotation(angle_deg: float) -> np.ndarray:
+    """2x2 matrix turning points clockwise on screen (y down) by `angle_deg`."""
+    a = np.deg2rad(angle_deg)
+    return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+
 def card_quad(
     cx: float, cy: float, height: float, angle_deg: float, aspect: float = CARD_PX[0] / CARD_PX[1]
 ) -> np.ndarray:
@@ -22,9 +28,7 @@ def card_quad(
     pts = np.array(
         [[-w / 2, -height / 2], [w / 2, -height / 2], [w / 2, height / 2], [-w / 2, height / 2]]
     )
-    a = np.deg2rad(angle_deg)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    return (pts @ rot.T + [cx, cy]).astype(np.float32)
+    return (pts @ rotation(angle_deg).T + [cx, cy]).astype(np.float32)
 
 
 def polygon_area(quad: np.ndarray) -> float:
@@ -104,8 +108,7 @@ def _grid(
     gw, gh = (h, w) if sideways else (w, h)
     height = min(gh / (rows + (rows - 1) * gap), gw / (cols * cw_ratio + (cols - 1) * gap)) * fill
     step_x, step_y = height * (cw_ratio + gap), height * (1 + gap)
-    a = np.deg2rad(turn)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    rot = rotation(turn)
     centre = np.array([w, h]) / 2 + rng.normal(0, 0.03, 2) * [w, h]
     quads = []
     for r in range(rows):
@@ -164,8 +167,7 @@ def _stack(w: int, h: int, rng: Rng) -> list[np.ndarray]:
     span_y = 1 + offset * (rows - 1)
     height = min(w, h) / max(span_x, span_y) * rng.uniform(0.6, 1.0)
     width = height * CARD_PX[0] / CARD_PX[1]
-    a = np.deg2rad(ang)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    rot = rotation(ang)
     centre = np.array([w, h]) / 2 + rng.normal(0, 0.04, 2) * [w, h]
     quads = []
     for c in range(cols):
