@@ -65,6 +65,7 @@ class ReviewCard:
     lease_owner: Any
     lease_expires_at: datetime | None
     candidates: list[Candidate] = field(default_factory=list)
+    gates: list[str] = field(default_factory=list)  # why the matcher held it back (evidence)
 
     @property
     def top(self) -> Candidate | None:
@@ -74,7 +75,7 @@ class ReviewCard:
 SCAN_CARD_COLUMNS = """
     sc.id, sc.scan_id, s.user_id AS owner_id, sc.card_index, sc.crop_image_url AS crop_key,
     sc.confidence, sc.decision, sc.review_status, sc.card_id AS predicted_card_id,
-    sc.lease_owner, sc.lease_expires_at, sc.candidates
+    sc.lease_owner, sc.lease_expires_at, sc.candidates, sc.evidence->'gates' AS gates
 """
 NOW = "(now() AT TIME ZONE 'UTC')"
 
@@ -117,7 +118,9 @@ def _with_candidates(conn: Conn, row: dict) -> ReviewCard:
         if key in catalog and key not in seen:
             seen.add(key)
             candidates.append(Candidate(**catalog[key], score=_candidate_score(c)))
-    return ReviewCard(**row, candidates=candidates)
+    gates = row.pop("gates")
+    gates = [g for g in gates if isinstance(g, str)] if isinstance(gates, list) else []
+    return ReviewCard(**row, candidates=candidates, gates=gates)
 
 
 def get_scan_card(conn: Conn, *, scan_card_id: Any, lock: bool = False) -> ReviewCard | None:

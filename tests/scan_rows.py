@@ -24,7 +24,8 @@ def make_user(conn: Connection, *, role: Role = Role.USER, name: str | None = No
 def make_scan(
     conn: Connection, *, user_id: Any, cards: list[dict], crop_keys: list[str] | None = None
 ) -> tuple[Any, list[Any]]:
-    """A completed scan with one scan_card per dict: {card_key, confidence, decision, candidates}.
+    """A completed scan with one scan_card per dict: {card_key, confidence, decision, candidates,
+    evidence}.
 
     Returns (scan id, scan card ids in card order).
     """
@@ -48,9 +49,10 @@ def make_scan(
         row = conn.execute(
             """
             INSERT INTO scan_cards (scan_id, card_index, card_id, bounding_box, quad,
-                                    crop_image_url, confidence, decision, candidates)
+                                    crop_image_url, confidence, decision, candidates, evidence)
             VALUES (%(scan)s, %(i)s, (SELECT id FROM cards WHERE card_key = %(key)s),
-                    %(bbox)s, %(quad)s, %(crop)s, %(conf)s, %(decision)s, %(cands)s)
+                    %(bbox)s, %(quad)s, %(crop)s, %(conf)s, %(decision)s, %(cands)s,
+                    %(evidence)s)
             RETURNING id
             """,
             {
@@ -63,6 +65,7 @@ def make_scan(
                 "conf": card.get("confidence", 0.5),
                 "decision": card.get("decision", "needs_review"),
                 "cands": Jsonb(candidates),
+                "evidence": Jsonb(card["evidence"]) if "evidence" in card else None,
             },
         ).fetchone()
         ids.append(row["id"])

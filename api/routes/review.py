@@ -48,6 +48,10 @@ class ReviewCardPublic(BaseModel):
     confidence: float | None
     crop_url: str | None
     candidates: list[ReviewCandidate]
+    gates: list[str] = Field(
+        default_factory=list,
+        description="why the scanner did not accept it on its own (e.g. number_unread)",
+    )
     lease_expires_at: datetime | None
     queue_remaining: int
 
@@ -110,6 +114,7 @@ def _public(request: Request, card: review.ReviewCard, remaining: int) -> Review
             )
             for c in card.candidates
         ],
+        gates=card.gates,
         lease_expires_at=card.lease_expires_at,
         queue_remaining=remaining,
     )

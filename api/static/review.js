@@ -6,6 +6,20 @@ const TOKEN_KEY = "cardscan.token";
 const DONE_KEY = "cardscan.review.done";
 const $ = (id) => document.getElementById(id);
 
+// Why the scanner held a card back (the matcher's gates, models/matcher.py), said for a person.
+const GATE_TEXT = {
+  number_unread: "collector number not read: check it on the card",
+  number_mismatch: "the number read belongs to another printing",
+  sibling_printing: "another printing of this card looks the same: check set and number",
+  printing_unprovable: "Alpha and Beta print the same: only the corners tell them apart",
+  looks_different: "the art matches but the frame or text box does not: maybe a reprint",
+  frame_mismatch: "the border is unlike this printing's: maybe a reprint",
+  title_mismatch: "the title reads as another card",
+  weak_geometry: "the picture barely matches any catalog card",
+  misaligned: "the crop may show a card lying under this one, not this one",
+  uncalibrated: "the scanner's confidence is not calibrated",
+};
+
 const state = { card: null, chosen: null, results: [], active: -1, busy: false, poll: null };
 
 function token() { return localStorage.getItem(TOKEN_KEY); }
@@ -90,6 +104,11 @@ async function render(card) {
   $("queue-count").textContent = String(card.queue_remaining);
   $("confidence").textContent =
     card.confidence == null ? "–" : `${(card.confidence * 100).toFixed(0)}%`;
+  $("gates").replaceChildren(...(card.gates || []).map((gate) => {
+    const li = document.createElement("li");
+    li.textContent = GATE_TEXT[gate] ?? gate;
+    return li;
+  }));
   const candidates = card.candidates.slice(0, 5);
   $("candidates").replaceChildren(...candidates.map(cardTile));
   if (candidates.length) choose(candidates[0], "candidate");

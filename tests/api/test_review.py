@@ -21,7 +21,12 @@ def queue(client, make_user, catalog):
             conn,
             user_id=user.id,
             cards=[
-                {"card_key": "dsk-1", "confidence": c, "candidates": cands} for c in (0.6, 0.4, 0.5)
+                {"card_key": "dsk-1", "confidence": c, "candidates": cands, "evidence": ev}
+                for c, ev in (
+                    (0.6, None),
+                    (0.4, {"gates": ["number_unread", "misaligned"]}),
+                    (0.5, {}),
+                )
             ],
         )
     return {"owner": owner, "annotator": make_user("ann", "annotator"), "ids": ids}
@@ -39,6 +44,7 @@ def test_next_hands_out_the_least_sure_card_with_its_candidates(client, queue):
     card = r.json()
     assert card["id"] == str(queue["ids"][1]) and card["confidence"] == 0.4
     assert card["queue_remaining"] == 3
+    assert card["gates"] == ["number_unread", "misaligned"]  # why the scanner held it back
     assert [(c["card_key"], c["name"], c["number"]) for c in card["candidates"]] == [
         ("dsk-1", "Acrobatic Cheerleader", "1"),
         ("dsk-10", "Fear of Immobility", "10"),

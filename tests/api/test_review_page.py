@@ -35,7 +35,8 @@ PHOTOS = [PHOTOS_DIR / "images" / "brettvitaz" / name for name in ("IMG_1619.jpg
 
 
 class UnsureRecognizer:
-    """The deterministic fake recogniser, made unsure: its card goes to the review queue."""
+    """The deterministic fake recogniser, made unsure: its card goes to the review queue, held
+    back, as the matcher says in its evidence, for a collector number it could not read."""
 
     def __init__(self, confidence: float) -> None:
         from pipeline.fake_recognizer import FakeRecognizer
@@ -47,7 +48,12 @@ class UnsureRecognizer:
     def recognize(self, data: bytes):  # noqa: ANN201
         result = self.inner.recognize(data)
         result.cards = [
-            dataclasses.replace(c, decision="needs_review", confidence=self.confidence)
+            dataclasses.replace(
+                c,
+                decision="needs_review",
+                confidence=self.confidence,
+                evidence={**c.evidence, "gates": ["number_unread"]},
+            )
             for c in result.cards
         ]
         return result
@@ -135,6 +141,9 @@ def test_annotator_corrects_a_card_with_the_keyboard(live_api, tmp_path):
             "data-key", rejected["card_key"]
         )
         expect(page.locator("#queue-count")).to_have_text("2")
+        expect(page.locator("#gates li")).to_have_text(
+            ["collector number not read: check it on the card"]
+        )
         page.keyboard.press("r")  # not a card: reject it
         expect(page.locator("#done-count")).to_have_text("1", timeout=10_000)
         expect(page.locator("#queue-count")).to_have_text("1", timeout=10_000)
