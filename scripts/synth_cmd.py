@@ -23,6 +23,7 @@ def main(
     catalog: Path = typer.Option(DEFAULT_CATALOG, help="folder with cards.csv"),
 ) -> None:
     """Compose scenes from catalog images with exact ground truth (quads, printings)."""
+    from vision.layouts import check_layouts
     from vision.synth import load_catalog, split_catalog, write_test_set
 
     cards = load_catalog(catalog / "cards.csv")
@@ -32,11 +33,10 @@ def main(
         raise typer.BadParameter(f"no catalog images under {catalog}", param_hint="--catalog")
     if (out / "labels.csv").exists():
         raise typer.BadParameter(f"{out} already holds a set", param_hint="OUT")
-    from vision.layouts import EXTRA_LAYOUTS, LAYOUTS
-
-    if layout is not None and layout not in LAYOUTS + EXTRA_LAYOUTS:
-        known = ", ".join(LAYOUTS + EXTRA_LAYOUTS)
-        raise typer.BadParameter(f"unknown layout {layout!r} ({known})", param_hint="--layout")
+    try:
+        check_layouts([layout] if layout else [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--layout") from exc
     path = write_test_set(out, cards, n=n, seed=seed, size=size, layout=layout)
     typer.echo(f"{n} scenes of {len(cards)} printings -> {path.parent}; score a run with")
     typer.echo(f"  cardscan eval {out / 'labels.csv'}")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 CARD_PX = (448, 626)  # catalog image size (w, h), 63 x 88 mm
@@ -180,8 +182,17 @@ def _stack(w: int, h: int, rng: Rng) -> list[np.ndarray]:
     return quads
 
 
+def check_layouts(names: Iterable[str]) -> None:
+    """ValueError naming any of `names` that is not one of LAYOUTS or EXTRA_LAYOUTS."""
+    unknown = sorted(set(names) - set(LAYOUTS) - set(EXTRA_LAYOUTS))
+    if unknown:
+        known = ", ".join(LAYOUTS + EXTRA_LAYOUTS)
+        raise ValueError(f"unknown layouts {unknown} (known: {known})")
+
+
 def place_cards(layout: str, w: int, h: int, rng: Rng) -> list[np.ndarray]:
     """Card quads for one of LAYOUTS or EXTRA_LAYOUTS (at most 12)."""
+    check_layouts([layout])
     if layout == "closeup":
         plane = _closeup(w, h, rng)
     elif layout == "zoom":

@@ -23,9 +23,9 @@ import numpy as np
 from vision import degrade, scenery
 from vision.layouts import (
     CARD_PX,
-    EXTRA_LAYOUTS,
     LAYOUTS,
     card_quad,
+    check_layouts,
     place_cards,
     polygon_area,
 )
@@ -372,9 +372,7 @@ def write_pose_dataset(
 ) -> Path:
     """Write an ultralytics pose dataset (images/, labels/, data.yaml); existing scenes are kept.
     `extra` gives the shares of scenes forced to a layout (EXTRA_LAYOUTS' or more of LAYOUTS')."""
-    unknown = set(extra or {}) - set(LAYOUTS) - set(EXTRA_LAYOUTS)
-    if unknown:
-        raise ValueError(f"unknown layouts {sorted(unknown)}")
+    check_layouts(extra or {})
     gen = SceneGenerator(cards, size)
     for split, n, base in (("train", n_train, seed), ("val", n_val, seed + 5_000_000)):
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
@@ -409,6 +407,7 @@ def write_test_set(
     """Write evaluation scenes: images/<layout>/, scenes.jsonl (quads, keys, visibility), and a
     labels.csv in EVAL.md's format, so `cardscan eval` scores them per layout. `layout` forces
     one (else each scene draws its own)."""
+    check_layouts([layout] if layout else [])
     gen = SceneGenerator(cards, size)
     records, rows = [], []
     for i in range(n):

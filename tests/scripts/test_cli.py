@@ -85,4 +85,4 @@ def test_synth_writes_one_layout_when_asked(tmp_path):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (out / "images").iterdir()) == ["stack"]
     result = runner.invoke(app, [*args[:1], str(tmp_path / "other"), *args[2:], "--layout", "nope"])
-    assert result.exit_code == 2 and "unknown layout" in result.output
+    assert result.exit_code == 2 and "unknown layouts ['nope']" in result.output

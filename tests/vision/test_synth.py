@@ -90,10 +90,16 @@ def test_a_deck_spreads_title_strips_are_labelled(catalog: list[CatalogCard]) ->
                 assert c.ignored and not c.should_detect
             assert 0.0 <= c.title_visible <= 1.0
     assert len(strips) >= 10
-    hidden = gen.generate(3, layout="pile").cards
-    for c in hidden:  # a card whose title is covered and most of it too stays unlabelled
-        if c.visible < 0.35 and c.title_visible < 0.9:
-            assert yolo_pose_label(c, 480, 480) is None
+    # A card whose title is covered, and most of the rest too, stays unlabelled.
+    hidden = [
+        c
+        for seed in range(20)
+        for c in gen.generate(seed, layout="pile").cards
+        if c.visible < 0.35 and c.title_visible < 0.9
+    ]
+    assert hidden and all(yolo_pose_label(c, 480, 480) is None for c in hidden)
+    with pytest.raises(ValueError, match="unknown layouts"):
+        gen.generate(0, layout="heap")
 
 
 def test_layouts_cover_the_brief(catalog: list[CatalogCard]) -> None:
