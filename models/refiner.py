@@ -79,8 +79,8 @@ def refine_quads(
     start = [np.asarray(q, np.float32).reshape(4, 2) for q in quads]
     current = list(start)
     certainty = [np.zeros(4, np.float32)] * len(start)
-    # Smallest cards first: the photo shrunk for them serves the larger ones too (`card_window`).
-    moving = sorted(range(len(start)), key=lambda i: geometry.card_height(start[i]))
+    # Largest cards first: the photo shrunk for them serves the smaller ones too (`card_window`).
+    moving = sorted(range(len(start)), key=lambda i: -geometry.card_height(start[i]))
     scale = np.array(WINDOW_SIZE, np.float32)  # (w, h)
     shrunk: dict[int, np.ndarray] = {}  # the photo area-averaged by whole factors, for every pass
     for step in range(iterations):

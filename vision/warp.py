@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -101,8 +103,10 @@ def card_window(
     k = int(factor)
     if k >= 2 and shrunk is not None and ih >= k and iw >= k:
         # A copy shrunk by a smaller factor serves too while the rest is under 1.5x (as between
-        # int(factor) and factor at k = 2): one shrink for all the cards of a photo.
-        k = max((j for j in shrunk if j <= factor <= 1.5 * j), default=k)
+        # int(factor) and factor at k = 2). A new copy is shrunk as little as that allows, so
+        # that it serves the cards up to 1.5x larger too: with the largest card first, one
+        # shrink serves all the cards of a photo.
+        k = max((j for j in shrunk if j <= factor <= 1.5 * j), default=math.ceil(factor / 1.5))
         if k not in shrunk:
             whole = image[: ih // k * k, : iw // k * k]
             shrunk[k] = cv2.resize(whole, (iw // k, ih // k), interpolation=cv2.INTER_AREA)

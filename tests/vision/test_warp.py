@@ -117,9 +117,9 @@ def test_windows_cut_from_the_shrunk_photo_match_their_own_region() -> None:
     own, _ = card_window(photo, QUAD * 6)
     shared, _ = card_window(photo, QUAD * 6, shrunk=shrunk)
     assert np.abs(own.astype(int) - shared.astype(int)).mean() < 2.0
-    bigger, _ = card_window(photo, QUAD * 7.5 - 300, shrunk=shrunk)  # 1.25x: the same copy
-    assert len(shrunk) == 1 and bigger.shape == own.shape
-    card_window(photo, QUAD * 12 - 1400, shrunk=shrunk)  # 2x: a copy of its own
+    smaller, _ = card_window(photo, QUAD * 4.5 + 300, shrunk=shrunk)  # 0.75x: the same copy
+    assert len(shrunk) == 1 and smaller.shape == own.shape
+    card_window(photo, QUAD * 3, shrunk=shrunk)  # 0.5x: a copy of its own
     assert len(shrunk) == 2
 
 
