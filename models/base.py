@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -88,11 +89,20 @@ def _serves_on_cpu(providers: list[str]) -> bool:
     )
 
 
+def _version_order(path: Path) -> list[tuple[int, str]]:
+    """A file name's sort key with its numbers as numbers: v10 comes after v9."""
+    return [
+        (int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"(\d+)", path.name)
+    ]
+
+
 def newest_model(folder: Path) -> Path | None:
     """The newest model in `folder` (versions sort by name), or None: its int8 copy
     (`scripts.quantize_models`) when there is one and ONNX Runtime runs it on the CPU
     (`CARDSCAN_INT8`), else its float file. A GPU runs the float file faster."""
-    files = sorted(p for p in folder.glob("*.onnx") if not p.name.endswith(INT8))
+    files = sorted(
+        (p for p in folder.glob("*.onnx") if not p.name.endswith(INT8)), key=_version_order
+    )
     if not files:
         return None
     int8 = files[-1].with_suffix(INT8)

@@ -31,6 +31,11 @@ def test_the_cpu_serves_the_newest_models_int8_copy(tmp_path: Path) -> None:
     assert newest_model(folder) == folder / "m-v2.int8.onnx"
 
 
+def test_versions_sort_as_numbers(tmp_path: Path) -> None:
+    folder = _models(tmp_path, "m-v9.onnx", "m-v10.onnx", "m-v2.onnx")
+    assert newest_model(folder) == folder / "m-v10.onnx"
+
+
 def test_an_older_versions_int8_copy_never_serves_a_newer_model(tmp_path: Path) -> None:
     folder = _models(tmp_path, "m-v1.onnx", "m-v1.int8.onnx", "m-v2.onnx")
     assert newest_model(folder) == folder / "m-v2.onnx"
