@@ -97,7 +97,7 @@ def _version_order(path: Path) -> list[tuple[int, str]]:
 
 
 def newest_model(folder: Path) -> Path | None:
-    """The newest model in `folder` (versions sort by name), or None: its int8 copy
+    """The newest model in `folder` (by version number: v10 after v9), or None: its int8 copy
     (`scripts.quantize_models`) when there is one and ONNX Runtime runs it on the CPU
     (`CARDSCAN_INT8`), else its float file. A GPU runs the float file faster."""
     files = sorted(
