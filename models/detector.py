@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 
 from models.base import Model, newest_model, onnx_session
+from models.orienter import CardOrienter
+from models.orienter import model_path as orienter_path
 from models.refiner import CornerRefiner
 from models.refiner import model_path as refiner_path
 from models.settings import settings
@@ -199,6 +201,76 @@ def quad_nms(
     return keep
 
 
+# `fuse` averages the candidates lying this close (quad IoU) to their cluster's medoid.
+FUSE_CORE_IOU = 0.75
+
+
+def _in_order_of(quad: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """`quad`'s corners listed from the one that puts them nearest `ref`'s."""
+    rolls = [np.roll(quad, r, 0) for r in range(4)]
+    return rolls[int(np.argmin([np.abs(q - ref).sum() for q in rolls]))]
+
+
+def fuse(quads: np.ndarray, scores: np.ndarray, keep: list[int], iou: float) -> np.ndarray:
+    """`quads` with each kept quad replaced by the consensus of the candidates NMS merged into
+    it: those overlapping it at quad IoU above `iou` (each joins the kept quad it overlaps
+    most). The consensus is the score-weighted mean of the cluster's core: the candidates
+    within FUSE_CORE_IOU of its medoid (the one the others overlap most, weighted by score).
+    Corners stay in the kept quad's order.
+
+    The model places a card many times over neighbouring anchors, and NMS keeps the best-scored
+    one, whose corners are no better than the others': a quad a few hundredths ahead of the
+    rest can be a rough one (a card's art box and half its frame), while most of the cluster
+    lies on the card (models/detector/MODEL_CARD.md, "Fused corners").
+    """
+    out = quads.copy()
+    if not keep:
+        return out
+    hulls: dict[int, tuple[np.ndarray, float]] = {}  # each candidate's hull and area, once
+
+    def overlap(a: int, b: int) -> float:  # `geometry.quad_iou` of candidates a and b
+        for i in (a, b):
+            if i not in hulls:
+                hull = cv2.convexHull(np.ascontiguousarray(quads[i], np.float32).reshape(-1, 1, 2))
+                hulls[i] = hull, geometry.area(quads[i])
+        (ha, area_a), (hb, area_b) = hulls[a], hulls[b]
+        inter = float(cv2.intersectConvexConvex(ha, hb)[0])
+        union = area_a + area_b - inter
+        return inter / union if union > 0 else 0.0
+
+    kept = quads[keep]
+    kept_boxes = np.concatenate([kept.min(1), kept.max(1)], 1)
+    clusters: list[list[int]] = [[i] for i in keep]
+    chosen = set(keep)
+    for j in range(len(quads)):
+        if j in chosen:
+            continue
+        box = np.concatenate([quads[j].min(0), quads[j].max(0)])
+        near = np.flatnonzero(_box_iou(box, kept_boxes) > iou)
+        if not len(near):
+            continue
+        overlaps = [overlap(j, keep[k]) for k in near]
+        best = int(np.argmax(overlaps))
+        if overlaps[best] > iou:
+            clusters[int(near[best])].append(j)
+    for group in clusters:
+        if len(group) < 2:
+            continue
+        ious = np.eye(len(group))
+        for a, b in zip(*np.triu_indices(len(group), 1), strict=True):
+            ious[a, b] = ious[b, a] = overlap(group[a], group[b])
+        m = int(np.argmax((ious - np.eye(len(group))) @ scores[group]))  # the medoid
+        core = [g for g, o in zip(group, ious[m], strict=True) if o > FUSE_CORE_IOU]
+        weights = scores[core].astype(np.float64)
+        mean = np.tensordot(
+            weights / weights.sum(),
+            np.stack([_in_order_of(quads[g], quads[group[m]]) for g in core]),
+            1,
+        )
+        out[group[0]] = _in_order_of(mean, quads[group[0]]).astype(quads.dtype)
+    return out
+
+
 class CardDetector(Model):
     """Finds every card in a BGR photo; corners come back in the photo's own pixels."""
 
@@ -219,6 +291,9 @@ class CardDetector(Model):
         min_certainty: float | None = None,
         turn: bool | None = None,
         unsure_conf: float | None = None,
+        orienter: CardOrienter | None = None,
+        upside_down: float | None = None,
+        fuse: bool | None = None,
     ) -> None:
         super().__init__(path)
         self.conf = settings.detector_conf if conf is None else conf
@@ -236,6 +311,12 @@ class CardDetector(Model):
         self.apart = settings.detector_apart if apart is None else apart  # `quad_nms`
         self.second_look = second_look  # margin (fraction of the long side) of the retry; 0: none
         self.turn = settings.detector_turn if turn is None else turn  # also look at it turned
+        # A card the orienter (None: the newest models/orienter/*.onnx, when one is committed)
+        # finds upside down with this probability or more gets its corners turned; 1 or more: off.
+        self.upside_down = settings.detector_upside_down if upside_down is None else upside_down
+        self.orienter = orienter
+        # Each kept card becomes the mean of the candidates the NMS merged into it (`fuse`).
+        self.fuse = settings.detector_fuse if fuse is None else fuse
         self.imgsz = 0
         self._session: Any = None  # onnxruntime.InferenceSession once loaded
         self._input = "images"
@@ -251,12 +332,20 @@ class CardDetector(Model):
             self.refiner = CornerRefiner(found)
         if self.refiner is not None:
             self.refiner.load()
+        if self.upside_down < 1 and self.orienter is None and (found := orienter_path()):
+            self.orienter = CardOrienter(found)
+        if self.orienter is not None:
+            self.orienter.load()
 
     @property
     def version(self) -> str:
-        """The detector file's stem, plus the refiner's when the cascade refines corners."""
-        base = super().version
-        return f"{base}+{self.refiner.version}" if self.refine and self.refiner else base
+        """The detector file's stem, plus the refiner's and the orienter's when they run."""
+        parts = [super().version]
+        if self.refine and self.refiner:
+            parts.append(self.refiner.version)
+        if self._orienting:
+            parts.append(self.orienter.version)
+        return "+".join(parts)
 
     def load(self) -> None:
         if self.path is None and not self._loaded:
@@ -268,6 +357,8 @@ class CardDetector(Model):
         self._predict(np.full((self.imgsz, self.imgsz, 3), LETTERBOX_FILL, np.uint8))
         if self.refiner is not None:
             self.refiner.warmup()
+        if self.orienter is not None:
+            self.orienter.warmup()
 
     def _rows(self, canvas: np.ndarray, floor: float) -> np.ndarray:
         """Model rows (N, 17) scoring `floor` or more for one size x size BGR canvas, in its
@@ -279,6 +370,10 @@ class CardDetector(Model):
     @property
     def _refining(self) -> bool:
         return self.refine and self.refiner is not None
+
+    @property
+    def _orienting(self) -> bool:
+        return self.upside_down < 1 and self.orienter is not None
 
     def candidates(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scores (N,), corners (N, 4, 2) in the image's pixels and which came from the turned
@@ -330,6 +425,8 @@ class CardDetector(Model):
             return []
         boxes = np.concatenate([quads.min(1), quads.max(1)], 1)
         keep = quad_nms(quads, boxes, scores, self.iou, self.max_det, self.contain, self.apart)
+        if self.fuse:
+            quads = fuse(quads, scores, keep, self.iou)
         found, kept, floors = [], [], []
         h, w = image.shape[:2]
         for i in keep:
@@ -343,10 +440,12 @@ class CardDetector(Model):
         certainty = [np.ones(4, np.float32)] * len(found)  # of each corner; 1: not doubted
         if self._refining and found:
             found, kept, certainty = self._refine(image, found, kept, floors)
-        return [
-            Detection(_complete(q, c, w, h), score)
-            for q, c, score in zip(found, certainty, kept, strict=True)
-        ]
+        quads = [_complete(q, c, w, h) for q, c in zip(found, certainty, strict=True)]
+        if self._orienting and quads:
+            assert self.orienter is not None
+            turned = self.orienter.predict(image, quads) >= self.upside_down
+            quads = [q[[2, 3, 0, 1]] if t else q for q, t in zip(quads, turned, strict=True)]
+        return [Detection(q, score) for q, score in zip(quads, kept, strict=True)]
 
     def _refine(
         self,

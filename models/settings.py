@@ -38,6 +38,14 @@ class ModelSettings(BaseSettings):
     # Two overlapping detector quads that come no nearer than this share of a card's height on
     # any side are two cards (a deck spread's title strips; `models.detector.quad_nms`); 0: off.
     detector_apart: float = 0.0
+    # A found card whose orienter (models.orienter) gives it this probability or more of lying
+    # upside down has its corner order turned; 1 or more: the orienter is off. Off by default:
+    # at 0.99 it sets 5 more of 3,654 found cards upright and costs a 12 MP page 10 ms on the
+    # CPU (models/orienter/MODEL_CARD.md).
+    detector_upside_down: float = 1.0
+    # Each card the NMS keeps becomes the score-weighted mean of the candidates it merged
+    # (`models.detector.fuse`); off: the best-scored candidate's corners as they are.
+    detector_fuse: bool = True
     # Decision thresholds on the calibrated confidence.
     auto_accept_threshold: float = 0.97
     review_threshold: float = 0.35

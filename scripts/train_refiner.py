@@ -294,32 +294,41 @@ def add_certainty(path: Path) -> bool:
     return True
 
 
-def export(net, out: Path, crops: np.ndarray) -> float:  # noqa: ANN001
-    """ONNX (opset 17, dynamic batch) at `out` with its `certainty` output; the max
-    |onnx - torch| of the corners on real windows."""
-    import onnxruntime as ort
+def export_windows_net(net, out: Path, size: tuple[int, int], output: str) -> None:  # noqa: ANN001
+    """ONNX (opset 17, dynamic batch) at `out` of a net over (N, 3, h, w) windows `windows`."""
     import torch
 
-    w, h = WINDOW_SIZE
+    w, h = size
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
         net,
         (torch.zeros(1, 3, h, w),),
         str(out),
         input_names=["windows"],
-        output_names=["corners"],
-        dynamic_axes={"windows": {0: "n"}, "corners": {0: "n"}},
+        output_names=[output],
+        dynamic_axes={"windows": {0: "n"}, output: {0: "n"}},
         opset_version=17,
         dynamo=False,
     )
-    add_certainty(out)
-    x = window_blob(list(crops[:32]))
+
+
+def onnx_difference(net, out: Path, x: np.ndarray) -> float:  # noqa: ANN001
+    """The max |onnx - torch| of the first output on the windows blob `x`."""
+    import onnxruntime as ort
+    import torch
+
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()
-    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
-        None, {"windows": x}
-    )[0]
-    return float(np.abs(got - ref).max())
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    return float(np.abs(session.run(None, {"windows": x})[0] - ref).max())
+
+
+def export(net, out: Path, crops: np.ndarray) -> float:  # noqa: ANN001
+    """ONNX at `out` with its `certainty` output; the max |onnx - torch| of the corners on real
+    windows."""
+    export_windows_net(net, out, WINDOW_SIZE, "corners")
+    add_certainty(out)
+    return onnx_difference(net, out, window_blob(list(crops[:32])))
 
 
 def evaluate(net, n_scenes: int) -> dict:  # noqa: ANN001

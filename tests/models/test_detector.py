@@ -13,6 +13,7 @@ from models.detector import (
     TURNED_MIN_SCORE,
     UNSURE_MIN_CERTAINTY,
     CardDetector,
+    fuse,
     letterbox,
     quad_nms,
     turned,
@@ -117,6 +118,36 @@ def test_low_scores_and_duplicates_are_dropped() -> None:
     assert [round(d.score, 1) for d in dets] == [0.9, 0.7]
 
 
+def test_a_kept_card_is_the_mean_of_the_candidates_merged_into_it() -> None:
+    """The best-scored candidate is a rough one (its top edge 20 px low); two others a little
+    behind it lie on the card, one of them with its corners listed from another start."""
+    card = np.float32([[100, 100], [163, 100], [163, 188], [100, 188]])
+    rough = card + np.float32([[0, 20], [0, 20], [0, 0], [0, 0]])
+    other = np.float32([[400, 100], [463, 100], [463, 188], [400, 188]])
+    quads = np.stack([rough, card + 1, np.roll(card - 1, 2, 0), other])
+    scores = np.float32([0.83, 0.81, 0.81, 0.9])
+    boxes = np.concatenate([quads.min(1), quads.max(1)], 1)
+    keep = quad_nms(quads, boxes, scores, 0.5, 10)
+    assert sorted(keep) == [0, 3]
+    fused = fuse(quads, scores, keep, 0.5)
+    assert geometry.corner_error(fused[0], card) < geometry.corner_error(rough, card) / 2
+    np.testing.assert_allclose(fused[0][2:], card[2:], atol=0.01)  # in the kept quad's order
+    np.testing.assert_allclose(fused[3], other)  # alone: unchanged
+
+
+def test_fused_corners_are_what_the_detector_returns() -> None:
+    card = np.float32([[100, 100], [160, 100], [160, 184], [100, 184]])
+    rough = card + np.float32([[0, 16], [0, 16], [0, 0], [0, 0]])
+    rows = np.stack([_row(rough, 0.85), _row(card, 0.84), _row(card, 0.84)])
+    det = _fake_detector(rows)
+    det.fuse = False
+    (alone,) = det.predict(np.zeros((320, 320, 3), np.uint8))
+    np.testing.assert_allclose(alone.quad, rough, atol=0.01)
+    det.fuse = True
+    (fused,) = det.predict(np.zeros((320, 320, 3), np.uint8))
+    assert geometry.corner_error(fused.quad, card) < 6  # a third of the 16 px error is left
+
+
 def test_quad_nms_keeps_overlapping_cards_at_different_angles() -> None:
     a = np.float32([[100, 100], [163, 100], [163, 188], [100, 188]])
     centre = a.mean(0)
@@ -217,6 +248,7 @@ def test_the_refiner_gets_all_kept_cards_of_a_photo_in_one_call() -> None:
     rows = np.stack([_row(q, 0.9), _row(q + 1, 0.8), _row(q + 120, 0.7)])  # one duplicate
     det = _fake_detector(rows)
     det.refine, det.refiner = True, FakeRefiner()
+    det.fuse = False  # else the duplicate moves the card by half a pixel first
     dets = det.predict(np.zeros((320, 320, 3), np.uint8))
     assert det.refiner.calls == [2]
     np.testing.assert_allclose(dets[0].quad, q + 1, atol=0.01)
@@ -309,6 +341,38 @@ def test_a_card_only_the_turned_look_finds_needs_a_sure_refiner() -> None:
     det._session.run = _sequence(det._session, looks)
     (kept,) = det.predict(image)  # the upright look's card stays: no floor is set for it
     np.testing.assert_allclose(kept.quad, upright_card, atol=0.05)
+
+
+class FakeOrienter:
+    """Finds the card at x < 150 upside down (0.95), the others upright (0.3)."""
+
+    version = "fake-orienter"
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def predict(self, _image: np.ndarray, quads: list[np.ndarray]) -> np.ndarray:
+        self.calls.append(len(quads))
+        return np.float32([0.95 if q[:, 0].min() < 150 else 0.3 for q in quads])
+
+
+def test_a_card_the_orienter_finds_upside_down_has_its_corners_turned() -> None:
+    left, right = (
+        np.float32([[x, 100], [x + 60, 100], [x + 60, 184], [x, 184]]) for x in (20, 200)
+    )
+    det = _fake_detector(np.stack([_row(left, 0.9), _row(right, 0.85)]))
+    det.orienter, det.upside_down = FakeOrienter(), 0.9
+    image = np.zeros((320, 320, 3), np.uint8)
+    first, second = det.predict(image)
+    assert det.orienter.calls == [2]  # all cards of a photo in one call
+    np.testing.assert_allclose(first.quad, left[[2, 3, 0, 1]], atol=0.01)  # TL now bottom right
+    np.testing.assert_allclose(second.quad, right, atol=0.01)
+    assert det.version == "fake+fake-orienter"
+    det.upside_down = 0.99  # the orienter is not that sure: the corners stay as the model said
+    np.testing.assert_allclose(det.predict(image)[0].quad, left, atol=0.01)
+    det.upside_down = 1.0  # off: the orienter is not asked
+    det.predict(image)
+    assert det.orienter.calls == [2, 2] and det.version == "fake"
 
 
 def test_committed_model_finds_the_cards_of_a_synthetic_scene() -> None:
