@@ -343,7 +343,7 @@ class CardDetector(Model):
         parts = [super().version]
         if self.refine and self.refiner:
             parts.append(self.refiner.version)
-        if self._orienting:
+        if self.upside_down < 1 and self.orienter is not None:
             parts.append(self.orienter.version)
         return "+".join(parts)
 
@@ -370,10 +370,6 @@ class CardDetector(Model):
     @property
     def _refining(self) -> bool:
         return self.refine and self.refiner is not None
-
-    @property
-    def _orienting(self) -> bool:
-        return self.upside_down < 1 and self.orienter is not None
 
     def candidates(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scores (N,), corners (N, 4, 2) in the image's pixels and which came from the turned
@@ -440,12 +436,11 @@ class CardDetector(Model):
         certainty = [np.ones(4, np.float32)] * len(found)  # of each corner; 1: not doubted
         if self._refining and found:
             found, kept, certainty = self._refine(image, found, kept, floors)
-        quads = [_complete(q, c, w, h) for q, c in zip(found, certainty, strict=True)]
-        if self._orienting and quads:
-            assert self.orienter is not None
-            turned = self.orienter.predict(image, quads) >= self.upside_down
-            quads = [q[[2, 3, 0, 1]] if t else q for q, t in zip(quads, turned, strict=True)]
-        return [Detection(q, score) for q, score in zip(quads, kept, strict=True)]
+        cards = [_complete(q, c, w, h) for q, c in zip(found, certainty, strict=True)]
+        if self.upside_down < 1 and self.orienter is not None and cards:
+            turned = self.orienter.predict(image, cards) >= self.upside_down
+            cards = [q[[2, 3, 0, 1]] if t else q for q, t in zip(cards, turned, strict=True)]
+        return [Detection(q, score) for q, score in zip(cards, kept, strict=True)]
 
     def _refine(
         self,
