@@ -68,20 +68,29 @@ def portrait_start(quad: np.ndarray, margin: float = 1.0) -> np.ndarray:
     return np.roll(q, -1 if d1 <= d3 else -3, 0)
 
 
+def convex_hull(quad: np.ndarray) -> np.ndarray:
+    """A quad's convex hull as OpenCV wants it; it also copes with a raw prediction whose
+    corners cross (a bow tie)."""
+    return cv2.convexHull(np.ascontiguousarray(quad, np.float32).reshape(-1, 1, 2))
+
+
 def intersection_area(a: np.ndarray, b: np.ndarray) -> float:
     """Area shared by two quads' convex hulls (corner order does not matter)."""
-    # The convex hull also copes with a raw prediction whose corners cross (a bow tie).
-    pa = cv2.convexHull(np.ascontiguousarray(a, np.float32).reshape(-1, 1, 2))
-    pb = cv2.convexHull(np.ascontiguousarray(b, np.float32).reshape(-1, 1, 2))
-    inter, _ = cv2.intersectConvexConvex(pa, pb)
+    inter, _ = cv2.intersectConvexConvex(convex_hull(a), convex_hull(b))
     return float(inter)
+
+
+def hull_iou(a: tuple[np.ndarray, float], b: tuple[np.ndarray, float]) -> float:
+    """`quad_iou` from each quad's (convex_hull, area), for callers that compare one quad
+    with many."""
+    inter = float(cv2.intersectConvexConvex(a[0], b[0])[0])
+    union = a[1] + b[1] - inter
+    return inter / union if union > 0 else 0.0
 
 
 def quad_iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two convex quads (corner order does not matter)."""
-    inter = intersection_area(a, b)
-    union = area(a) + area(b) - inter
-    return inter / union if union > 0 else 0.0
+    return hull_iou((convex_hull(a), area(a)), (convex_hull(b), area(b)))
 
 
 def card_height(quad: np.ndarray) -> float:

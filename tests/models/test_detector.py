@@ -129,7 +129,7 @@ def test_a_kept_card_is_the_mean_of_the_candidates_merged_into_it() -> None:
     boxes = np.concatenate([quads.min(1), quads.max(1)], 1)
     keep = quad_nms(quads, boxes, scores, 0.5, 10)
     assert sorted(keep) == [0, 3]
-    fused = fuse(quads, scores, keep, 0.5)
+    fused = fuse(quads, boxes, scores, keep, 0.5)
     assert geometry.corner_error(fused[0], card) < geometry.corner_error(rough, card) / 2
     np.testing.assert_allclose(fused[0][2:], card[2:], atol=0.01)  # in the kept quad's order
     np.testing.assert_allclose(fused[3], other)  # alone: unchanged
