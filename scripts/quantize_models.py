@@ -7,13 +7,19 @@ One command reproduces the committed files (run it in the training venv, `.venv-
 The float detector, with its refiner, runs over synthetic scenes made from the train split of the
 catalog (seeds 70,000,000 on, apart from every test set), and each model's inputs are recorded on
 the way: the letterboxed and the turned looks, and the refiner's windows of every pass. ONNX
-Runtime's static quantization (QDQ, int8 weights per channel, uint8 activations, min-max ranges)
-then writes `<model>.int8.onnx` beside each float model, which the CPU serves instead
+Runtime's static quantization (QDQ, int8 weights per channel in 7 bits, uint8 activations, min-max
+ranges) then writes `<model>.int8.onnx` beside each float model, which the CPU serves instead
 (`models.base.newest_model`). The refiner's ranges come from the windows of the newest detector,
 so a new detector means quantizing both again. The layers that write the outputs stay float:
 the detector's last convolutions and box/keypoint decoding put scores (0-1) and pixel
 coordinates (0-416) in one tensor, which one uint8 scale cannot hold, and the refiner's heatmaps
 are its corners.
+
+The weights keep to 7 bits (`reduce_range`) because x86 CPUs without VNNI (AVX2, AVX-512F)
+multiply uint8 activations by int8 weights in 16-bit sums that saturate: on such a CPU the
+full-range copies moved the detector's corners about 2 px of its 416 px canvas and the refiner's
+0.7 % of a card's height, and lost 2 points of recall (models/detector/MODEL_CARD.md). With 7-bit
+weights the sums cannot overflow, and CPUs with VNNI run the same fast kernels.
 """
 
 from __future__ import annotations
@@ -116,6 +122,7 @@ def quantize(
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            reduce_range=True,  # no saturated uint8 x int8 sums on CPUs without VNNI
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=keep_float(onnx.load(str(prepared)).graph),
         )

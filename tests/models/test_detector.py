@@ -13,6 +13,7 @@ from models.detector import (
     TURNED_MIN_SCORE,
     UNSURE_MIN_CERTAINTY,
     CardDetector,
+    default_model_path,
     fuse,
     letterbox,
     quad_nms,
@@ -404,3 +405,40 @@ def test_plausible_cards_are_card_sized_and_mostly_in_the_photo() -> None:
     assert _plausible(card - [0, 40], 640, 480)  # cut by the frame, 60 % inside
     assert not _plausible(card - [0, 170], 640, 480)  # 30 % inside: mostly above the photo
     assert not _plausible(card[[0, 2, 1, 3]], 640, 480)  # a bow tie is no card
+
+
+def test_committed_int8_copy_places_the_corners_of_its_float_model_on_this_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The int8 copy the CPU serves must agree with its float model on this machine's kernels.
+
+    x86 CPUs without VNNI multiply uint8 by int8 in 16-bit sums that saturate unless the weights
+    keep to 7 bits (`scripts.quantize_models`): there the full-range copy moved the corners about
+    2 px of the 416 px canvas (the 7-bit one 0.6) and lost 2 points of recall.
+    """
+    from models.base import INT8, onnx_session
+    from models.settings import settings
+
+    monkeypatch.setattr(settings, "int8", False)
+    float_path = default_model_path()
+    assert float_path is not None and float_path.with_suffix(INT8).exists()
+    _, held = split_catalog(load_catalog())
+    gen = SceneGenerator(held, 1280)
+    blobs = [
+        cv2.dnn.blobFromImage(letterbox(gen.generate(seed).image, 416)[0], 1 / 255.0, swapRB=True)
+        for seed in range(31, 39)
+    ]
+    rows = []
+    for path in (float_path, float_path.with_suffix(INT8)):
+        session = onnx_session(path)
+        name = session.get_inputs()[0].name
+        rows.append([session.run(None, {name: b})[0][0].T for b in blobs])
+    score_drift, corner_drift = [], []
+    for ref, got in zip(*rows, strict=True):
+        sure = ref[:, 4] >= 0.5
+        score_drift.append(np.abs(ref[sure, 4] - got[sure, 4]))
+        corners = [r[sure, 5:].reshape(-1, 4, 3)[..., :2] for r in (ref, got)]
+        corner_drift.append(np.abs(corners[0] - corners[1]).ravel())
+    assert sum(map(len, score_drift)) >= 100
+    assert np.mean(np.concatenate(corner_drift)) < 1.0  # px of the canvas
+    assert np.mean(np.concatenate(score_drift)) < 0.035
