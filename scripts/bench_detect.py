@@ -11,8 +11,6 @@ printings).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -21,6 +19,7 @@ import cv2
 import numpy as np
 
 from models.detector import CardDetector, letterbox, quad_nms
+from scripts.bench_cmd import machine
 from vision.decode import decode_image
 from vision.synth import SceneGenerator, load_catalog, split_catalog
 from vision.warp import warp_card
@@ -75,9 +74,7 @@ def main() -> None:
         return len(crops)
 
     found = len(det.predict(image))
-    cores = len(os.sched_getaffinity(0))
-    load = os.getloadavg()[0]
-    print(f"machine: {platform.machine()}, {cores} cores, load average {load:.1f} at start")
+    print(f"machine: {machine()}")
     print(
         f"model {det.version}, input {det.imgsz}x{det.imgsz}; "
         f"photo {image.shape[1]}x{image.shape[0]}, {len(data) / 1e6:.1f} MB JPEG, seed {seed}, "
