@@ -205,10 +205,15 @@ def quad_nms(
 FUSE_CORE_IOU = 0.75
 
 
-def _in_order_of(quad: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """`quad`'s corners listed from the one that puts them nearest `ref`'s."""
-    rolls = [np.roll(quad, r, 0) for r in range(4)]
-    return rolls[int(np.argmin([np.abs(q - ref).sum() for q in rolls]))]
+# Row r lists the corners of `np.roll(quad, r, 0)`: the four ways to start a quad's corners.
+_ROLLS = np.array([[(i - r) % 4 for i in range(4)] for r in range(4)])
+
+
+def _in_order_of(quads: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Each quad's corners (..., 4, 2) listed from the one that puts them nearest `ref`'s."""
+    rolls = quads[..., _ROLLS, :]  # (..., 4 starts, 4, 2)
+    best = np.abs(rolls - ref).sum((-2, -1)).argmin(-1)
+    return np.take_along_axis(rolls, best[..., None, None, None], -3)[..., 0, :, :]
 
 
 def fuse(
@@ -254,7 +259,7 @@ def fuse(
         weights = scores[core].astype(np.float64)
         mean = np.tensordot(
             weights / weights.sum(),
-            np.stack([_in_order_of(quads[g], quads[group[m]]) for g in core]),
+            _in_order_of(quads[core], quads[group[m]]),
             1,
         )
         out[group[0]] = _in_order_of(mean, quads[group[0]]).astype(quads.dtype)
