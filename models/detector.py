@@ -151,6 +151,15 @@ def _plausible(quad: np.ndarray, w: int, h: int) -> bool:
     return geometry.intersection_area(quad, frame) >= MIN_INSIDE * geometry.area(quad)
 
 
+def _card_sized(quads: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Which of the (N, 4, 2) quads are card-sized and card-shaped (`_plausible`'s size and
+    shape rules, vectorised, in any corner order)."""
+    sides = np.linalg.norm(np.roll(quads, -1, 1) - quads, axis=2)
+    a, b = sides[:, 0] + sides[:, 2], sides[:, 1] + sides[:, 3]
+    long, short = np.maximum(a, b), np.minimum(a, b)
+    return (short >= 0.35 * long) & (long / 2 >= MIN_CARD_HEIGHT * min(w, h))
+
+
 def _complete(quad: np.ndarray, certainty: np.ndarray, w: int, h: int) -> np.ndarray:
     """A card's far corners where its shape puts them, when the model pulled them in: two
     adjacent corners past the frame's edge, or that the refiner is unsure of."""
@@ -412,6 +421,11 @@ class CardDetector(Model):
     def _detect(self, seen: np.ndarray, image: np.ndarray, margin: int) -> list[Detection]:
         """Detections in `seen` (the image, or it with a margin), returned in `image` pixels."""
         scores, quads, from_turned = self.candidates(seen)
+        # Nothing too small or thin to be a card takes part in the NMS: an art box scored above
+        # its card would hold it (`contain`) and then be dropped itself as implausible.
+        h, w = image.shape[:2]
+        sized = _card_sized(quads, w, h)
+        scores, quads, from_turned = scores[sized], quads[sized], from_turned[sized]
         if not len(scores):
             return []
         boxes = np.concatenate([quads.min(1), quads.max(1)], 1)
@@ -419,7 +433,6 @@ class CardDetector(Model):
         if self.fuse:
             quads = fuse(quads, boxes, scores, keep, self.iou)
         found, kept, floors = [], [], []
-        h, w = image.shape[:2]
         for i in keep:
             quad = _tidy(quads[i]) - np.float32(margin)
             if _plausible(quad, w, h):

@@ -223,6 +223,17 @@ def test_slivers_are_not_cards() -> None:
     assert dets == []
 
 
+def test_a_quad_too_small_to_be_a_card_does_not_hide_the_card_around_it() -> None:
+    """The art box scored above its card: were it in the NMS, it would hold the card (nested)
+    and then be dropped itself as too small, and the card would be lost."""
+    card = np.float32([[100, 60], [200, 60], [200, 200], [100, 200]])
+    art = np.float32([[120, 80], [180, 80], [180, 100], [120, 100]])  # 20 px: under 8 % of 320
+    rows = np.stack([_row(art, 0.95), _row(card, 0.85)])
+    dets = _fake_detector(rows).predict(np.zeros((320, 320, 3), np.uint8))
+    assert len(dets) == 1
+    np.testing.assert_allclose(dets[0].quad, card, atol=0.01)
+
+
 def test_upside_down_prediction_keeps_its_order() -> None:
     q = np.float32([[160, 184], [100, 184], [100, 100], [160, 100]])  # TL at the bottom right
     dets = _fake_detector(np.stack([_row(q, 0.9)])).predict(np.zeros((320, 320, 3), np.uint8))
