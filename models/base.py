@@ -22,6 +22,8 @@ class Model(ABC):
     """One instance per process; never shared across threads while predicting."""
 
     name: str = "model"
+    # Given no path, load() serves the newest model under <model_dir>/<folder> (`newest_model`).
+    folder: str | None = None
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
@@ -43,6 +45,12 @@ class Model(ABC):
         with self._lock:
             if self._loaded:
                 return
+            if self.path is None and self.folder:
+                self.path = newest_model(settings.model_dir / self.folder)
+                if self.path is None:
+                    raise ModelNotReadyError(
+                        f"{self.name}: no .onnx file in {settings.model_dir / self.folder}"
+                    )
             if self.path is not None and not self.path.exists():
                 raise ModelNotReadyError(f"{self.name}: model file {self.path} is missing")
             self._load()

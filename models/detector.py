@@ -137,23 +137,20 @@ def _tidy(quad: np.ndarray) -> np.ndarray:
 
 def _plausible(quad: np.ndarray, w: int, h: int) -> bool:
     """A card may be cut by the frame, but not lie mostly outside it or be a few pixels big."""
-    sides = np.linalg.norm(np.roll(quad, -1, 0) - quad, axis=1)
-    a, b = sides[0] + sides[2], sides[1] + sides[3]
-    # A card is 0.72 as wide as high; strong perspective squeezes it, but never to a sliver.
-    card_shaped = geometry.is_convex(quad) and min(a, b) >= 0.35 * max(a, b)
-    if not card_shaped or geometry.area(quad) < 64:
-        return False
-    # The smallest cards of a 12-card table are ~11 % of the photo's short side; smaller
-    # "cards" are letters, symbols or mana pips (a photo of rules text found 25 of them).
-    if geometry.card_height(quad) < MIN_CARD_HEIGHT * min(w, h):
+    shaped = geometry.is_convex(quad) and _card_sized(quad[None], w, h)[0]
+    if not shaped or geometry.area(quad) < 64:
         return False
     frame = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
     return geometry.intersection_area(quad, frame) >= MIN_INSIDE * geometry.area(quad)
 
 
 def _card_sized(quads: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Which of the (N, 4, 2) quads are card-sized and card-shaped (`_plausible`'s size and
-    shape rules, vectorised, in any corner order)."""
+    """Which of the (N, 4, 2) quads are card-sized and card-shaped, in any corner order.
+
+    A card is 0.72 as wide as high; strong perspective squeezes it, but never to a sliver. The
+    smallest cards of a 12-card table are ~11 % of the photo's short side; smaller "cards" are
+    letters, symbols or mana pips (a photo of rules text found 25 of them).
+    """
     sides = np.linalg.norm(np.roll(quads, -1, 1) - quads, axis=2)
     a, b = sides[:, 0] + sides[:, 2], sides[:, 1] + sides[:, 3]
     long, short = np.maximum(a, b), np.minimum(a, b)
@@ -246,12 +243,12 @@ def fuse(
     # left alone (letting in every touching box measured 2 cards fewer on the tuning scenes).
     touching = np.stack([_box_iou(boxes[i], boxes) > iou for i in keep])
     touching[:, keep] = False
+    joining = np.flatnonzero(touching.any(0))
     hulls = {
-        int(i): (geometry.convex_hull(quads[i]), geometry.area(quads[i]))
-        for i in [*keep, *np.flatnonzero(touching.any(0))]
+        int(i): (geometry.convex_hull(quads[i]), geometry.area(quads[i])) for i in [*keep, *joining]
     }
     clusters: list[list[int]] = [[i] for i in keep]
-    for j in np.flatnonzero(touching.any(0)):
+    for j in joining:
         near = np.flatnonzero(touching[:, j])
         overlaps = [geometry.hull_iou(hulls[int(j)], hulls[keep[k]]) for k in near]
         best = int(np.argmax(overlaps))
@@ -279,6 +276,7 @@ class CardDetector(Model):
     """Finds every card in a BGR photo; corners come back in the photo's own pixels."""
 
     name = "detector"
+    folder = "detector"
 
     def __init__(
         self,
@@ -326,8 +324,7 @@ class CardDetector(Model):
         self._input = "images"
 
     def _load(self) -> None:
-        if self.path is None:
-            self.path = default_model_path()
+        assert self.path is not None  # set by load()
         self._session = onnx_session(self.path, settings.providers, settings.onnx_threads)
         shape = self._session.get_inputs()[0].shape  # [1, 3, S, S], static
         self.imgsz = int(shape[2]) if isinstance(shape[2], int) else 320
@@ -350,11 +347,6 @@ class CardDetector(Model):
         if self.upside_down < 1 and self.orienter is not None:
             parts.append(self.orienter.version)
         return "+".join(parts)
-
-    def load(self) -> None:
-        if self.path is None and not self._loaded:
-            self.path = default_model_path()
-        super().load()
 
     def warmup(self) -> None:
         self.load()

@@ -18,7 +18,6 @@ import numpy as np
 from models.base import Model, newest_model, onnx_session
 from models.refiner import window_blob
 from models.settings import settings
-from vision.errors import ModelNotReadyError
 from vision.warp import card_window
 
 WINDOW = (64, 88)  # (w, h): the card's 63 x 88 mm at one pixel a millimetre
@@ -40,19 +39,11 @@ class CardOrienter(Model):
     """P(upside down) of each quad (TL, TR, BR, BL) of a BGR photo, all cards in one batch."""
 
     name = "orienter"
+    folder = "orienter"
 
     def __init__(self, path: Path | None = None) -> None:
         super().__init__(path)
         self._session: Any = None  # onnxruntime.InferenceSession once loaded
-
-    def load(self) -> None:
-        if self.path is None and not self._loaded:
-            self.path = model_path()
-            if self.path is None:
-                raise ModelNotReadyError(
-                    f"orienter: no .onnx file in {settings.model_dir}/orienter"
-                )
-        super().load()
 
     def _load(self) -> None:
         assert self.path is not None

@@ -115,19 +115,13 @@ class CornerRefiner(Model):
     """Re-finds the corners of rough card quads in a BGR photo, all cards in one batch."""
 
     name = "refiner"
+    folder = "refiner"
 
     def __init__(self, path: Path | None = None, *, iterations: int = ITERATIONS) -> None:
         super().__init__(path)
         self.iterations = iterations
         self._session: Any = None  # onnxruntime.InferenceSession once loaded
         self._input = "windows"
-
-    def load(self) -> None:
-        if self.path is None and not self._loaded:
-            self.path = model_path()
-            if self.path is None:
-                raise ModelNotReadyError(f"refiner: no .onnx file in {settings.model_dir}/refiner")
-        super().load()
 
     def _load(self) -> None:
         assert self.path is not None

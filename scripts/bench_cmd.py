@@ -15,6 +15,14 @@ import typer
 STAGES = ("decode", "detect", "warp", "embed", "search", "text", "verify", "match")
 
 
+SIMD = (  # the first of these flags the CPU has names it
+    ("avx512_vnni", "AVX-512 VNNI"),
+    ("avx_vnni", "AVX-VNNI"),
+    ("avx512f", "AVX-512 without VNNI"),
+    ("avx2", "AVX2 without VNNI"),
+)
+
+
 def machine() -> str:
     """The CPU as /proc/cpuinfo names it, with its family / model (a virtual machine's name can
     hide the generation) and its widest int8 instructions, which set the models' speed."""
@@ -34,14 +42,6 @@ def machine() -> str:
         cpu = f"{info['model name']} ({kind}, {simd})"
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return f"{cpu}, {os.cpu_count()} cores, load average {load}, Python {platform.python_version()}"
-
-
-SIMD = (  # the first of these flags the CPU has names it
-    ("avx512_vnni", "AVX-512 VNNI"),
-    ("avx_vnni", "AVX-VNNI"),
-    ("avx512f", "AVX-512 without VNNI"),
-    ("avx2", "AVX2 without VNNI"),
-)
 
 
 # Crops are verified and read side by side (`CARDSCAN_MATCH_THREADS`): those two stages are sums

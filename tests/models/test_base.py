@@ -60,3 +60,27 @@ def test_int8_off_or_a_gpu_serves_the_float_file(
     # The GPU image on a machine without one runs on the CPU, and the int8 copy serves it.
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
     assert newest_model(folder) == folder / "m-v2.int8.onnx"
+
+
+@pytest.mark.parametrize("kind", ["detector", "refiner", "orienter"])
+def test_a_model_given_no_path_loads_its_folders_newest_file_or_says_none_is_there(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.detector import CardDetector
+    from models.orienter import CardOrienter
+    from models.refiner import CornerRefiner
+    from vision.errors import ModelNotReadyError
+
+    model_class = {"detector": CardDetector, "refiner": CornerRefiner, "orienter": CardOrienter}
+    monkeypatch.setattr(settings, "model_dir", tmp_path)
+    (tmp_path / kind).mkdir()
+    with pytest.raises(ModelNotReadyError, match=f"{kind}: no .onnx file in"):
+        model_class[kind]().load()
+    committed = newest_model(Path(__file__).resolve().parents[2] / "models" / kind)
+    assert committed is not None
+    float_file = committed.with_name(committed.name.replace(".int8", ""))
+    for source in {committed, float_file}:  # an int8 copy serves only beside its float file
+        (tmp_path / kind / source.name).write_bytes(source.read_bytes())
+    model = model_class[kind]()
+    model.load()
+    assert model.path == tmp_path / kind / committed.name
