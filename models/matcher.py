@@ -141,7 +141,11 @@ class Matcher:
 
     @property
     def versions(self) -> dict[str, str]:
-        return {"embedder": self.embedder.version, "index": self.index.version}
+        return {
+            "embedder": self.embedder.version,
+            "index": self.index.version,
+            "reader": self.reader.version,
+        }
 
     @property
     def _orb(self) -> cv2.ORB:  # type: ignore[name-defined]

@@ -17,7 +17,9 @@ import cv2
 import numpy as np
 from rapidfuzz import fuzz
 
-from models.base import Model
+from models.base import Model, newest_model
+from models.numreader import NumberReader
+from models.settings import settings
 from vision.geometry import is_convex
 from vision.warp import CARD_SIZE, card_homography, warp_card
 
@@ -54,6 +56,7 @@ LINE_HEIGHT = 48  # px: the recogniser's input height
 LINE_SHIFTS = (0.0, -0.4, 0.4)  # fractions of the line's height, tried in turn
 MIN_TITLE_CONF = 0.6
 MIN_LINE_CONF = 0.5  # a number line's read is kept from this recogniser confidence
+MIN_NUMBER_CONF = 0.85  # the number reader's: its least sure character's probability
 
 
 @dataclass
@@ -208,10 +211,12 @@ class TextReader(Model):
 
     name = "reader"
 
-    def __init__(self) -> None:
+    def __init__(self, numbers: NumberReader | None = None) -> None:
         super().__init__(None)
         self._engine: Any = None  # RapidOCR once loaded
         self._detect_lock = threading.Lock()
+        # Reads number lines when one is committed (None: the newest models/numreader/*.onnx).
+        self._numbers = numbers
 
     def _load(self) -> None:
         from rapidocr_onnxruntime import RapidOCR
@@ -224,10 +229,22 @@ class TextReader(Model):
         self._engine = RapidOCR(
             det_limit_type="max", det_limit_side_len=480, print_verbose=False, **threads
         )
+        if self._numbers is None and settings.number_reader:
+            found = newest_model(settings.model_dir / NumberReader.folder)
+            self._numbers = NumberReader(found) if found else None
+        if self._numbers is not None:
+            self._numbers.load()
+
+    @property
+    def version(self) -> str:
+        """rapidocr, plus the number reader's file stem once one is loaded."""
+        return "+".join(["rapidocr", *([self._numbers.version] if self._numbers else [])])
 
     def warmup(self) -> None:
         self.load()
         self.predict(np.full((626, 448, 3), 200, np.uint8), "mtg")
+        if self._numbers is not None:
+            self._numbers.warmup()
 
     def _read_line(self, crop: np.ndarray, line: np.ndarray, source: tuple | None) -> list[str]:
         """The number line, recognised where it was placed, then a little above and below.
@@ -235,11 +252,21 @@ class TextReader(Model):
         A homography fitted on the art can be a few pixels off at the card's foot, which puts
         the window half over the line under it; every frame prints 3+ digits in a row there
         (0148, 169/281, 025/165, a passcode), so a read without them is retried shifted.
+        With a number reader (`models.numreader`), the three windows are read in one batch
+        and the surest read with 3+ digits is kept.
         """
         down = line[3] - line[0]
         texts: list[str] = []
         if not plausible_line(line, crop.shape[:2]):
             return texts
+        if self._numbers is not None:
+            windows = [line_image(crop, line + shift * down, source) for shift in LINE_SHIFTS]
+            reads = [
+                r
+                for r in self._numbers.predict(windows)
+                if r.conf >= MIN_NUMBER_CONF and re.search(r"\d{3}", r.text)
+            ]
+            return [max(reads, key=lambda r: r.conf).text] if reads else texts
         for shift in LINE_SHIFTS:
             res, _ = self._engine(
                 line_image(crop, line + shift * down, source),

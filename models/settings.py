@@ -46,6 +46,9 @@ class ModelSettings(BaseSettings):
     # Each card the NMS keeps becomes the score-weighted mean of the candidates it merged
     # (`models.detector.fuse`); off: the best-scored candidate's corners as they are.
     detector_fuse: bool = True
+    # Read collector-number lines with the trained number reader (models/numreader) when one
+    # is committed; off: rapidocr's general recogniser reads them.
+    number_reader: bool = True
     # Decision thresholds on the calibrated confidence.
     auto_accept_threshold: float = 0.97
     review_threshold: float = 0.35

@@ -17,6 +17,7 @@ from models.reader import (
     plausible_line,
     shows_number,
 )
+from models.settings import settings
 
 CATALOG = Path(__file__).resolve().parents[3] / "shared" / "data" / "catalog" / "images"
 
@@ -72,7 +73,11 @@ def test_reads_the_number_line_without_detection(reader):
     assert r.has_number("148") is True and r.has_number("352") is False
 
 
-def test_a_2012_frame_number_is_read_at_the_end_of_its_copyright_line(reader):
+def test_a_2012_frame_number_is_read_at_the_end_of_its_copyright_line(monkeypatch):
+    # rapidocr's reading (CARDSCAN_NUMBER_READER=0): the number reader reads 9 of 22 held-out
+    # RTR lines at this size (models/numreader/MODEL_CARD.md)
+    monkeypatch.setattr(settings, "number_reader", False)
+    reader = TextReader()
     y0, y1, x0, x1 = number_line("mtg", "RTR")
     line = np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) * [448, 626]
     r = reader.predict(crop("rtr-141"), "mtg", title=False, line=line)
