@@ -211,12 +211,12 @@ class TextReader(Model):
 
     name = "reader"
 
-    def __init__(self, numbers: NumberReader | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__(None)
         self._engine: Any = None  # RapidOCR once loaded
         self._detect_lock = threading.Lock()
-        # Reads number lines when one is committed (None: the newest models/numreader/*.onnx).
-        self._numbers = numbers
+        # The newest models/numreader/*.onnx reads number lines, when one is committed.
+        self._numbers: NumberReader | None = None
 
     def _load(self) -> None:
         from rapidocr_onnxruntime import RapidOCR
@@ -229,10 +229,9 @@ class TextReader(Model):
         self._engine = RapidOCR(
             det_limit_type="max", det_limit_side_len=480, print_verbose=False, **threads
         )
-        if self._numbers is None and settings.number_reader:
-            found = newest_model(settings.model_dir / NumberReader.folder)
-            self._numbers = NumberReader(found) if found else None
-        if self._numbers is not None:
+        found = newest_model(settings.model_dir / NumberReader.folder)
+        if settings.number_reader and found is not None:
+            self._numbers = NumberReader(found)
             self._numbers.load()
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import re
 
 import cv2
@@ -10,7 +9,8 @@ import numpy as np
 import pytest
 
 from models.numreader import CHARSET, NumberReader, decode
-from models.reader import MIN_NUMBER_CONF, line_image, number_line, prints_number, shows_number
+from models.reader import MIN_NUMBER_CONF, line_image, shows_number
+from scripts.train_number_reader import box_quad, catalog_lines
 from vision.synth import DEFAULT_CATALOG, load_catalog, split_catalog
 
 
@@ -47,24 +47,12 @@ def held_out_lines(height: int, n: int) -> list[tuple[str, np.ndarray]]:
     where their frame prints the number."""
     held = {c.card_key for c in split_catalog(load_catalog())[1]}
     out = []
-    with DEFAULT_CATALOG.open(newline="") as f:
-        for r in csv.DictReader(f):
-            box = number_line(r["game"], r["set_code"])
-            if r["card_key"] not in held or not box:
-                continue
-            if not prints_number(r["game"], r["set_code"], r["number"]):
-                continue
-            ref = cv2.imread(str(DEFAULT_CATALOG.parent / r["image"]))
-            h, w = ref.shape[:2]
-            small = cv2.resize(ref, (round(w * height / h), height), interpolation=cv2.INTER_AREA)
-            f = height / h
-            y0, y1, x0, x1 = box
-            quad = np.float32(
-                [[x0 * w, y0 * h], [x1 * w, y0 * h], [x1 * w, y1 * h], [x0 * w, y1 * h]]
-            )
-            out.append((r["number"], line_image(small, quad * f)))
-            if len(out) == n:
-                break
+    for row in [r for r in catalog_lines() if r["card_key"] in held][:n]:
+        ref = cv2.imread(row["image"])
+        h, w = ref.shape[:2]
+        small = cv2.resize(ref, (round(w * height / h), height), interpolation=cv2.INTER_AREA)
+        quad = box_quad(row["box"], w, h).astype(np.float32) * (height / h)
+        out.append((row["number"], line_image(small, quad)))
     return out
 
 
